@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Build the composed tree for one flavour: vhe or nvhe.
+#
+#   tooling/build-kernel.sh FLAVOUR [TREE] [OUT]
+#
+# The configuration is allnoconfig plus tooling/config/base.config (plus
+# nvhe.config for nVHE); every option the fragments ask for is checked to be
+# in the final .config, so a dependency that silently drops an option fails
+# the build instead of producing a kernel that tests less than it claims.
+. "$(dirname "$0")/common.sh"
+
+flavour=${1:?usage: build-kernel.sh vhe|nvhe [TREE] [OUT]}
+tree=${2:-$TREE}
+out=$(realpath -m "${3:-$BUILD/out-$flavour}")
+tree=$(realpath -m "$tree")
+cfgdir=$TOP/tooling/config
+
+case $flavour in
+vhe) frags=("$cfgdir/base.config") ;;
+nvhe) frags=("$cfgdir/base.config" "$cfgdir/nvhe.config") ;;
+*) die "unknown flavour '$flavour' (vhe or nvhe)" ;;
+esac
+
+need_cmd "${CROSS_COMPILE}gcc" "install gcc-aarch64-linux-gnu (make deps)"
+[ -f "$tree/Makefile" ] || die "no kernel tree at $tree (run make compose)"
+
+cc="${CROSS_COMPILE}gcc"
+if command -v ccache >/dev/null 2>&1; then
+	cc="ccache $cc"
+fi
+kmake=(make -C "$tree" O="$out" ARCH=arm64 CROSS_COMPILE="$CROSS_COMPILE" CC="$cc"
+	KBUILD_BUILD_TIMESTAMP="@0" KBUILD_BUILD_USER=kvm-mte KBUILD_BUILD_HOST=testbed
+	-j"$(nproc)")
+
+mkdir -p "$out"
+stamp=$(cat "${frags[@]}" | sha256sum | cut -d' ' -f1)
+if [ ! -f "$out/.config" ] || [ "$(cat "$out/.fragments" 2>/dev/null)" != "$stamp" ]; then
+	say "configuring $flavour"
+	"${kmake[@]}" -s allnoconfig >/dev/null
+	"$tree/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "${frags[@]}" \
+		>"$out/merge_config.log" 2>&1 || die "merge_config failed (see $out/merge_config.log)"
+	"${kmake[@]}" -s olddefconfig >/dev/null
+	missing=$(cat "${frags[@]}" | sed -n -e 's/^\(CONFIG_[A-Z0-9_]*=.*\)$/\1/p' \
+		-e 's/^# \(CONFIG_[A-Z0-9_]*\) is not set$/# \1 is not set/p' |
+		while IFS= read -r want; do
+			grep -qxF -- "$want" "$out/.config" || echo "$want"
+		done)
+	[ -z "$missing" ] || die "kernel config for $flavour lacks: $(echo $missing)"
+	echo "$stamp" >"$out/.fragments"
+fi
+
+say "building $flavour kernel in $out"
+"${kmake[@]}" Image >"$out/build.log" 2>&1 ||
+	{ grep -E 'error|Error' "$out/build.log" | head -20 >&2; die "$flavour kernel build failed (see $out/build.log)"; }
+grep -E '(warning|error):' "$out/build.log" | grep -v '^make' >"$out/warnings.log" || true
+echo "$out/arch/arm64/boot/Image"
