@@ -40,8 +40,11 @@ if [ ! -f "$out/.config" ] || [ "$(cat "$out/.fragments" 2>/dev/null)" != "$stam
 	"$tree/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "${frags[@]}" \
 		>"$out/merge_config.log" 2>&1 || die "merge_config failed (see $out/merge_config.log)"
 	"${kmake[@]}" -s olddefconfig >/dev/null
-	missing=$(cat "${frags[@]}" | sed -n -e 's/^\(CONFIG_[A-Z0-9_]*=.*\)$/\1/p' \
-		-e 's/^# \(CONFIG_[A-Z0-9_]*\) is not set$/# \1 is not set/p' |
+	# The last fragment that names an option wins, as in merge_config.sh.
+	missing=$(cat "${frags[@]}" | awk '
+		/^CONFIG_[A-Z0-9_]*=/ { split($0, kv, "="); want[kv[1]] = $0; next }
+		/^# CONFIG_[A-Z0-9_]* is not set$/ { want[$2] = $0 }
+		END { for (k in want) print want[k] }' |
 		while IFS= read -r want; do
 			grep -qxF -- "$want" "$out/.config" || echo "$want"
 		done)

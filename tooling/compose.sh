@@ -57,7 +57,7 @@ while read -r patch files; do
 	email=$(sed -n 's/^Email: //p' "$work/info")
 	date=$(sed -n 's/^Date: //p' "$work/info")
 	[ -n "$subject" ] && [ -n "$author" ] || die "$patch: no Subject or From line"
-	if [ -s "$work/diff" ]; then
+	if grep -q "^diff --git " "$work/diff"; then
 		git_t apply --cached --whitespace=nowarn "$work/diff" 2>"$work/apply.err" ||
 			die "$patch does not apply: $(head -n 3 "$work/apply.err" | tr '\n' ' ')"
 	fi

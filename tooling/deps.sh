@@ -8,7 +8,7 @@
 
 pkgs=(make gcc g++ gcc-aarch64-linux-gnu g++-aarch64-linux-gnu binutils-aarch64-linux-gnu
 	bc flex bison libssl-dev libelf-dev cpio ccache python3 xz-utils git rsync
-	perl kmod)
+	perl kmod sparse python3-docutils clang-format cppcheck)
 qemu_min=8.0
 
 missing=()

@@ -13,10 +13,17 @@ rm -rf "$out"
 mkdir -p "$out"
 git -C "$TREE" format-patch -q --cover-letter --thread=shallow -o "$out" base..HEAD
 letter=$(ls "$out"/0000-cover-letter.patch)
-python3 - "$letter" "$cover" <<'PY'
+python3 - "$letter" "$cover" "$TOP/tooling/checkpatch-exceptions" <<'PY'
 import sys
-letter, cover = sys.argv[1], sys.argv[2]
+letter, cover, exceptions = sys.argv[1:4]
 subject, _, body = open(cover).read().partition("\n")
+kept = []
+for line in open(exceptions):
+    if line.strip() and not line.startswith("#"):
+        who, what, why = (f.strip() for f in line.split(" | ", 2))
+        kept.append(f"- {what.replace(chr(92), '')}: {why}")
+if kept:
+    body = body.rstrip("\n") + "\n\ncheckpatch.pl --strict findings kept, and why:\n" + "\n".join(kept) + "\n"
 text = open(letter).read()
 text = text.replace("*** SUBJECT HERE ***", subject.strip(), 1)
 text = text.replace("*** BLURB HERE ***", body.strip("\n"), 1)

@@ -8,7 +8,10 @@ report every test of its plan, a missing end marker (hang, panic), a kernel
 splat on the console, or (under mte=on) a skipped test whose reason is not
 allowed by tooling/allowed-skips.
 
-usage: report.py LABEL=LOG [LABEL=LOG ...]
+usage: report.py [--series RESULTS] LABEL=LOG [LABEL=LOG ...]
+
+RESULTS is the file tooling/check-series.sh writes: one "PASS step" or
+"FAIL step: finding" line each, counted like tests.
 """
 
 import re
@@ -114,7 +117,24 @@ def main(argv):
     allowed = allowed_skips()
     totals = {"PASS": 0, "FAIL": 0, "SKIP": 0}
     bad_runs = []
-    for arg in argv[1:]:
+    args = argv[1:]
+    if args[:1] == ["--series"]:
+        series_path, args = args[1], args[2:]
+        print(f"\n== series checks ({series_path})")
+        try:
+            lines = Path(series_path).read_text().splitlines()
+        except OSError as err:
+            lines = [f"FAIL series: cannot read {series_path}: {err}"]
+        if not lines:
+            lines = ["FAIL series: no series check results"]
+        for line in lines:
+            verdict, _, what = line.partition(" ")
+            verdict = "PASS" if verdict == "PASS" else "FAIL"
+            totals[verdict] += 1
+            print(f"  {verdict:4}  {what}")
+            if verdict == "FAIL" and "series" not in bad_runs:
+                bad_runs.append("series")
+    for arg in args:
         label, _, path = arg.partition("=")
         try:
             text = Path(path).read_text(errors="replace")
