@@ -8,16 +8,22 @@
  * the tags as part of the page's content and never loses them.
  */
 
+#include <linux/hugetlb.h>
 #include <linux/kvm_host.h>
 #include <linux/mm.h>
 
 #include <asm/kvm_mte.h>
 #include <asm/mte.h>
 
-/* Only memory whose tags the host preserves can back an MTE guest. */
+/*
+ * Only memory whose tags the host preserves can back an MTE guest. hugetlbfs
+ * does not: its pages keep PG_mte_tagged when they go back to the pool,
+ * which would hand one guest's tags to the next user of the page, and the
+ * host never syncs tags for huge ptes.
+ */
 bool kvm_vma_mte_allowed(struct vm_area_struct *vma)
 {
-	return vma->vm_flags & VM_MTE_ALLOWED;
+	return (vma->vm_flags & VM_MTE_ALLOWED) && !is_vm_hugetlb_page(vma);
 }
 
 /*
@@ -35,10 +41,6 @@ void kvm_mte_sanitise_pages(kvm_pfn_t pfn, unsigned long size)
 	if (is_zero_pfn(pfn))
 		return;
 
-	for (i = 0; i < nr_pages; i++, page++) {
-		if (!mte_tag_init_begin(page))
-			continue;
-		mte_clear_page_tags(page_address(page));
-		mte_tag_init_end(page, true);
-	}
+	for (i = 0; i < nr_pages; i++, page++)
+		mte_ensure_page_tags(page);
 }
