@@ -26,7 +26,7 @@ timeout -k 10 "$limit" qemu-system-aarch64 \
 	-cpu max,pauth-impdef=on -smp 2 -m 2048 \
 	-display none -monitor none -serial stdio -no-reboot \
 	-kernel "$image" -initrd "$initrd" \
-	-append "console=ttyAMA0 panic=-1 loglevel=6 testbed.flavour=$flavour testbed.mte=$mte testbed.args=$args" \
+	-append "console=ttyAMA0 panic=-1 loglevel=6 testbed.flavour=$flavour testbed.mte=$mte testbed.args=$args testbed.demo=${TESTBED_DEMO:-0}" \
 	</dev/null 2>&1 | tr -d '\r' | tee "$log" | { if [ -n "${QUIET:-}" ]; then cat >/dev/null; else cat; fi; }
 rc=${PIPESTATUS[0]}
 set -e

@@ -107,7 +107,41 @@ namespace id_aa64pfr1
 {
 constexpr unsigned int MTE_SHIFT = 8;
 constexpr uint64_t MTE_MASK = 0xf;
+/* FEAT_MTE2: tags in memory; the level the kernel requires for HWCAP2_MTE. */
+constexpr uint64_t MTE_MTE2 = 2;
 } // namespace id_aa64pfr1
+
+/* PSTATE bits as they appear in SPSR_ELx and in KVM's pstate core register. */
+namespace pstate
+{
+/* Tag Check Override: tag checks are suppressed while it is set. */
+constexpr uint64_t TCO = bit(25);
+} // namespace pstate
+
+/* Writable fields of the MTE system registers; every other bit is RES0. */
+namespace gcr
+{
+constexpr uint64_t EXCLUDE_MASK = 0xffff;
+constexpr uint64_t RRND = bit(16);
+constexpr uint64_t WRITABLE = EXCLUDE_MASK | RRND;
+} // namespace gcr
+
+namespace rgsr
+{
+constexpr uint64_t TAG_MASK = 0xf;
+constexpr unsigned int SEED_SHIFT = 8;
+constexpr uint64_t SEED_MASK = uint64_t{0xffff} << SEED_SHIFT;
+constexpr uint64_t WRITABLE = TAG_MASK | SEED_MASK;
+} // namespace rgsr
+
+/* TFSR_EL1 has TF0 and TF1, TFSRE0_EL1 only TF0. */
+namespace tfsr
+{
+constexpr uint64_t TF0 = bit(0);
+constexpr uint64_t TF1 = bit(1);
+constexpr uint64_t WRITABLE_EL1 = TF0 | TF1;
+constexpr uint64_t WRITABLE_E0 = TF0;
+} // namespace tfsr
 
 namespace esr
 {
@@ -119,6 +153,8 @@ constexpr uint64_t WNR = bit(6);
 /* DFSC: translation fault; the low two bits give the level. */
 constexpr uint64_t DFSC_TRANSLATION_L0 = 0x04;
 constexpr uint64_t DFSC_TAG_CHECK = 0x11;
+/* Synchronous external abort, not on a translation table walk. */
+constexpr uint64_t DFSC_SYNC_EXT_ABORT = 0x10;
 
 constexpr uint64_t EC_UNKNOWN = 0x00;
 constexpr uint64_t EC_SYS64 = 0x18;
@@ -132,6 +168,12 @@ constexpr uint64_t ec(uint64_t esr)
 	return (esr >> EC_SHIFT) & EC_MASK;
 }
 } // namespace esr
+
+/* KVM gives vCPU n (n < 16) the affinity level 0 value n. */
+namespace mpidr
+{
+constexpr uint64_t AFF0_MASK = 0xff;
+} // namespace mpidr
 
 /* Stage-1 descriptor bits (VMSAv8-64, 4 KiB granule). */
 namespace pte
@@ -165,5 +207,26 @@ constexpr uint64_t untagged(uint64_t va)
 {
 	return va & ((uint64_t{1} << VA_TAG_SHIFT) - 1);
 }
+
+/* MTE allocation tags: one 4-bit tag per 16-byte granule, in VA bits 59:56. */
+namespace mte
+{
+constexpr uint64_t GRANULE_SIZE = 16;
+constexpr uint64_t GRANULES_PER_PAGE = PAGE_SIZE / GRANULE_SIZE;
+constexpr unsigned int TAG_SHIFT = 56;
+constexpr uint64_t TAG_MASK = 0xf;
+constexpr uint64_t NUM_TAGS = TAG_MASK + 1;
+
+/* va with its logical (pointer) tag replaced by tag. */
+constexpr uint64_t with_tag(uint64_t va, uint64_t tag)
+{
+	return (va & ~(TAG_MASK << TAG_SHIFT)) | ((tag & TAG_MASK) << TAG_SHIFT);
+}
+
+constexpr uint64_t tag_of(uint64_t va)
+{
+	return (va >> TAG_SHIFT) & TAG_MASK;
+}
+} // namespace mte
 
 } // namespace arch

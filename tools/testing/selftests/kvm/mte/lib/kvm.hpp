@@ -157,7 +157,8 @@ public:
 	{
 		static_assert(sizeof...(Args) == sizeof...(Params), "argument count mismatch");
 		static_assert(sizeof...(Args) <= GUEST_MAX_ENTRY_ARGS, "too many arguments");
-		static_assert((std::is_convertible_v<Args, Params> && ...), "argument type mismatch");
+		static_assert((std::is_convertible_v<Args, Params> && ...),
+			      "argument type mismatch");
 		start_raw(reinterpret_cast<uint64_t>(fn), {to_u64(args)...});
 	}
 	void start_raw(uint64_t entry, std::initializer_list<uint64_t> args);

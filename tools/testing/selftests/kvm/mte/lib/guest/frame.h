@@ -7,7 +7,7 @@
 #ifndef KVM_MTE_GUEST_FRAME_H
 #define KVM_MTE_GUEST_FRAME_H
 
-#define GUEST_FRAME_X(n) ((n) * 8)
+#define GUEST_FRAME_X(n) ((n)*8)
 #define GUEST_FRAME_SP (31 * 8)
 #define GUEST_FRAME_ELR (32 * 8)
 #define GUEST_FRAME_SPSR (33 * 8)

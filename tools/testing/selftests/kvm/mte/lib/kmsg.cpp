@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * /dev/kmsg reader behind kmsg.hpp. Each read() returns one record,
+ * "prio,seq,time,flags;message\n" followed by " KEY=value" lines.
+ */
+#include "kmsg.hpp"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <string_view>
+#include <unistd.h>
+
+namespace kvmt
+{
+
+namespace
+{
+
+constexpr const char *KMSG_PATH = "/dev/kmsg";
+/* Larger than any record the kernel hands out (its limit is about 1 KiB). */
+constexpr size_t RECORD_MAX = 8192;
+
+/* What the selftest tooling also greps the console for. */
+constexpr std::string_view SPLAT_MARKERS[] = {
+	"WARNING:",	"BUG:",	       "Oops",	  "Internal error",
+	"Kernel panic", "Call trace:", "lockdep", "circular locking",
+};
+
+std::string_view message_of(std::string_view record)
+{
+	const size_t start = record.find(';');
+	const size_t end = record.find('\n');
+
+	if (start == std::string_view::npos)
+		return record;
+	return record.substr(start + 1, end == std::string_view::npos ? end : end - start - 1);
+}
+
+} // namespace
+
+KmsgWatch::KmsgWatch()
+{
+	int fd = open(KMSG_PATH, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	fd_ = FileDesc(fd);
+	lseek(fd_.get(), 0, SEEK_END);
+}
+
+std::vector<std::string> KmsgWatch::new_splats()
+{
+	std::vector<std::string> found;
+	char buf[RECORD_MAX];
+
+	if (!fd_)
+		return found;
+	for (;;) {
+		const ssize_t n = read(fd_.get(), buf, sizeof(buf));
+
+		if (n < 0 && errno == EPIPE)
+			continue; /* records were overwritten; carry on with the next */
+		if (n <= 0)
+			break;
+
+		const std::string_view msg =
+			message_of(std::string_view(buf, static_cast<size_t>(n)));
+
+		for (std::string_view marker : SPLAT_MARKERS)
+			if (msg.find(marker) != std::string_view::npos) {
+				found.emplace_back(msg);
+				break;
+			}
+	}
+	return found;
+}
+
+} // namespace kvmt

@@ -1,0 +1,1009 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KVM_CAP_ARM_MTE and what it changes for a VM: the capability itself
+ * (reported exactly when the host has MTE, enabled only before the first
+ * vCPU, race-free against KVM_CREATE_VCPU), the refusal of AArch32 EL1
+ * vCPUs, the guest's view (ID_AA64PFR1_EL1.MTE, the four MTE system
+ * registers, the tag set/way maintenance instructions, PSTATE.TCO on an
+ * exception KVM injects), the registers' ONE_REG interface and their
+ * per-vCPU switching on every entry and exit, and which memory may back the
+ * memslots of an MTE VM.
+ *
+ * Every rule is also checked from the other side: a VM without MTE, and a
+ * host without it (QEMU mte=off), must keep 5.10's behaviour, so those
+ * tests run and pass under both mte=on and mte=off.
+ */
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <fcntl.h>
+#include <optional>
+#include <sched.h>
+#include <source_location>
+#include <string>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <unistd.h>
+#include <vector>
+
+#include "lib/arch.hpp"
+#include "lib/kvm.hpp"
+#include "lib/test.hpp"
+#include "lib/vcpu_state.hpp"
+#include "mte_cap.hpp"
+
+/* arm64 hwcaps; older libc headers lack them (values from asm/hwcap.h). */
+#ifndef HWCAP_CPUID
+#define HWCAP_CPUID (1 << 11)
+#endif
+#ifndef HWCAP2_MTE
+#define HWCAP2_MTE (1 << 18)
+#endif
+
+using namespace kvmt;
+
+namespace
+{
+
+constexpr const char *NO_MTE_REASON = "the host has no MTE (QEMU mte=off)";
+
+/* The registers of MteCapReg, in its order. */
+constexpr reg::Reg mte_regs[MTE_CAP_NR_REGS] = {
+	reg::GCR_EL1,
+	reg::RGSR_EL1,
+	reg::TFSR_EL1,
+	reg::TFSRE0_EL1,
+};
+
+constexpr const char *dc_op_names[MTE_CAP_NR_DC_OPS] = {
+	"DC IGSW", "DC IGDSW", "DC CGSW", "DC CGDSW", "DC CIGSW", "DC CIGDSW",
+};
+
+/* Big enough for a few pages of tags, small enough to stay quick under TCG. */
+constexpr uint64_t DATA_SIZE = 64 << 10;
+
+/* Rounds of enable-vs-create races, each on a fresh VM. */
+constexpr unsigned int RACE_ROUNDS = 200;
+/* Busy-wait steps that skew one racer per round, so both orders happen. */
+constexpr unsigned int RACE_SKEW_STEPS = 16;
+constexpr unsigned int RACE_SKEW_SPINS_PER_STEP = 500;
+/* Violations printed in full before only counting them. */
+constexpr unsigned int RACE_MAX_REPORTS = 5;
+
+/* Host/guest rounds of the migration test; each has two exits per vCPU. */
+constexpr uint64_t MIGRATION_ROUNDS = 32;
+
+constexpr const char *NR_HUGEPAGES_PATH = "/proc/sys/vm/nr_hugepages";
+
+bool host_has_mte()
+{
+	return getauxval(AT_HWCAP2) & HWCAP2_MTE;
+}
+
+uint64_t mte_field(uint64_t pfr1)
+{
+	return (pfr1 >> arch::id_aa64pfr1::MTE_SHIFT) & arch::id_aa64pfr1::MTE_MASK;
+}
+
+/* ID_AA64PFR1_EL1 as user space sees it: the kernel emulates the mrs. */
+uint64_t host_pfr1()
+{
+	uint64_t val;
+
+	if (!(getauxval(AT_HWCAP) & HWCAP_CPUID))
+		ktest::skip("the kernel does not emulate ID register reads (no HWCAP_CPUID)");
+	/* ID_AA64PFR1_EL1 by encoding, for assemblers that do not know the name. */
+	asm volatile("mrs %0, s3_0_c0_c4_1" : "=r"(val));
+	return val;
+}
+
+/*
+ * SKIP on a host without MTE. On a host with it, KVM must offer the
+ * capability: a kernel without it fails the MTE tests instead of skipping.
+ */
+void require_mte(const Kvm &kvm)
+{
+	if (!host_has_mte())
+		require_cap(kvm, KVM_CAP_ARM_MTE, NO_MTE_REASON);
+	else if (kvm.check_extension(KVM_CAP_ARM_MTE) != 1)
+		ktest::fail(std::source_location::current(),
+			    "the host has MTE (HWCAP2_MTE) but KVM does not offer KVM_CAP_ARM_MTE");
+}
+
+/* A VM with MTE enabled before any vCPU exists. */
+Vm make_mte_vm(Kvm &kvm)
+{
+	Vm vm(kvm);
+
+	ASSERT_THAT(vm.enable_cap(KVM_CAP_ARM_MTE), SyscallSucceeds());
+	return vm;
+}
+
+/* KVM_CREATE_VCPU only, for tests that call KVM_ARM_VCPU_INIT themselves. */
+Vcpu create_vcpu(const Kvm &kvm, Vm &vm, uint32_t id)
+{
+	FileDesc fd(static_cast<int>(check(vm.ioctl_raw(KVM_CREATE_VCPU, id))));
+
+	return Vcpu(vm, id, std::move(fd), kvm.vcpu_mmap_size());
+}
+
+bool vcpu_sees_mte(const Vcpu &vcpu)
+{
+	return mte_field(vcpu.get_reg(reg::ID_AA64PFR1_EL1)) != 0;
+}
+
+unsigned int mte_regs_listed(const Vcpu &vcpu)
+{
+	const std::vector<uint64_t> list = vcpu.get_reg_list();
+	unsigned int n = 0;
+
+	for (const reg::Reg &r : mte_regs)
+		for (uint64_t id : list)
+			n += id == r.id;
+	return n;
+}
+
+std::string esr_text(uint64_t esr)
+{
+	if (esr == MTE_CAP_NO_EXCEPTION)
+		return "no exception";
+	return esr_class_name(esr) + " (ESR " + hex(esr) + ")";
+}
+
+void expect_undef(const std::string &what, uint64_t esr,
+		  std::source_location loc = std::source_location::current())
+{
+	if (esr == MTE_CAP_NO_EXCEPTION || arch::esr::ec(esr) != arch::esr::EC_UNKNOWN)
+		ktest::record_failure(loc, what + ": expected an UNDEF (EC 0x00 UNKNOWN), got " +
+						   esr_text(esr));
+}
+
+void expect_no_exception(const std::string &what, uint64_t esr,
+			 std::source_location loc = std::source_location::current())
+{
+	if (esr != MTE_CAP_NO_EXCEPTION)
+		ktest::record_failure(loc, what + ": expected no exception, got " + esr_text(esr));
+}
+
+std::string probe_name(unsigned int reg, unsigned int kind)
+{
+	return std::string(kind == MTE_CAP_PROBE_READ ? "mrs " : "msr ") +
+	       std::string(mte_regs[reg].name);
+}
+
+/* Values KVM_GET_ONE_REG returns for the MTE registers must be the given step's. */
+void expect_reg_values(const Vcpu &vcpu, uint64_t step, const std::string &when,
+		       std::source_location loc = std::source_location::current())
+{
+	for (unsigned int r = 0; r < MTE_CAP_NR_REGS; r++) {
+		const uint64_t expected = mte_cap_reg_pattern(r, vcpu.id(), step);
+		const uint64_t got = vcpu.get_reg(mte_regs[r]);
+
+		if (got != expected)
+			ktest::record_failure(loc, "vCPU " + std::to_string(vcpu.id()) + " " +
+							   std::string(mte_regs[r].name) + " " +
+							   when + ": got " + hex(got) +
+							   ", expected " + hex(expected));
+	}
+}
+
+void set_reg_values(Vcpu &vcpu, uint64_t step)
+{
+	for (unsigned int r = 0; r < MTE_CAP_NR_REGS; r++)
+		vcpu.set_reg(mte_regs[r], mte_cap_reg_pattern(r, vcpu.id(), step));
+}
+
+/* KVM injects a synchronous external data abort into the vCPU right away. */
+void inject_ext_dabt(Vcpu &vcpu)
+{
+	kvm_vcpu_events events = {};
+
+	events.exception.ext_dabt_pending = 1;
+	ASSERT_THAT(vcpu.ioctl_raw(KVM_SET_VCPU_EVENTS, &events), SyscallSucceeds());
+}
+
+/* Pins the calling thread to one CPU at a time; restores its affinity at the end. */
+class CpuPin
+{
+public:
+	CpuPin()
+	{
+		CPU_ZERO(&saved_);
+		check(make_result("sched_getaffinity",
+				  sched_getaffinity(0, sizeof(saved_), &saved_)));
+		for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+			if (CPU_ISSET(cpu, &saved_))
+				cpus_.push_back(cpu);
+	}
+	CpuPin(const CpuPin &) = delete;
+	CpuPin &operator=(const CpuPin &) = delete;
+	~CpuPin() { sched_setaffinity(0, sizeof(saved_), &saved_); }
+
+	const std::vector<int> &cpus() const { return cpus_; }
+
+	/* Moves to the next allowed CPU, round robin, and checks we got there. */
+	void hop()
+	{
+		const int cpu = cpus_[next_++ % cpus_.size()];
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		check(make_result("sched_setaffinity", sched_setaffinity(0, sizeof(set), &set)));
+		ASSERT_EQ(sched_getcpu(), cpu);
+	}
+
+private:
+	cpu_set_t saved_;
+	std::vector<int> cpus_;
+	size_t next_ = 0;
+};
+
+/* A private ramfs mount: page-cache memory that is not shmem, so it cannot hold tags. */
+class Ramfs
+{
+public:
+	Ramfs()
+	{
+		char dir[] = "/tmp/mte_cap_ramfs.XXXXXX";
+
+		if (!mkdtemp(dir))
+			throw SysError("mkdtemp", errno);
+		dir_ = dir;
+		if (mount("none", dir_.c_str(), "ramfs", 0, nullptr)) {
+			const int err = errno;
+
+			rmdir(dir_.c_str());
+			throw SysError("mount(ramfs)", err);
+		}
+	}
+	Ramfs(const Ramfs &) = delete;
+	Ramfs &operator=(const Ramfs &) = delete;
+	~Ramfs()
+	{
+		umount2(dir_.c_str(), MNT_DETACH);
+		rmdir(dir_.c_str());
+	}
+
+	/* A file of size bytes; mappings of it are MAP_SHARED page cache. */
+	FileDesc create_file(uint64_t size) const
+	{
+		const std::string path = dir_ + "/guest_ram";
+		FileDesc fd(static_cast<int>(check(
+			make_result("open(ramfs file)",
+				    open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)))));
+
+		check(make_result("ftruncate(ramfs file)", ftruncate(fd.get(), size)));
+		return fd;
+	}
+
+private:
+	std::string dir_;
+};
+
+Mapping map_file(const FileDesc &fd, uint64_t size)
+{
+	return Mapping::map("mmap(ramfs file)", nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			    fd.get(), 0);
+}
+
+/* Raises vm.nr_hugepages by the pages a test needs; restores it at the end. */
+class HugepageReservation
+{
+public:
+	explicit HugepageReservation(long pages)
+	{
+		saved_ = read();
+		if (saved_ < 0)
+			ktest::skip(std::string(NR_HUGEPAGES_PATH) + " unavailable: no hugetlb");
+		write(saved_ + pages);
+		if (read() < saved_ + pages) {
+			write(saved_);
+			ktest::skip("no huge page could be reserved");
+		}
+	}
+	HugepageReservation(const HugepageReservation &) = delete;
+	HugepageReservation &operator=(const HugepageReservation &) = delete;
+	~HugepageReservation() { write(saved_); }
+
+private:
+	static long read()
+	{
+		long n = -1;
+		FILE *f = std::fopen(NR_HUGEPAGES_PATH, "r");
+
+		if (!f)
+			return -1;
+		if (std::fscanf(f, "%ld", &n) != 1)
+			n = -1;
+		std::fclose(f);
+		return n;
+	}
+
+	static void write(long n)
+	{
+		FILE *f = std::fopen(NR_HUGEPAGES_PATH, "w");
+
+		if (!f)
+			return;
+		std::fprintf(f, "%ld\n", n);
+		std::fclose(f);
+	}
+
+	long saved_;
+};
+
+Mapping map_hugetlb()
+{
+	return Mapping::map("mmap(MAP_HUGETLB)", nullptr, arch::BLOCK_SIZE_2M,
+			    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1,
+			    0);
+}
+
+SysResult set_data_slot(Vm &vm, void *host, uint64_t size)
+{
+	kvm_userspace_memory_region r = {};
+
+	r.slot = MTE_CAP_DATA_SLOT;
+	r.guest_phys_addr = MTE_CAP_DATA_GPA;
+	r.memory_size = size;
+	r.userspace_addr = reinterpret_cast<uint64_t>(host);
+	return vm.ioctl_raw(KVM_SET_USER_MEMORY_REGION, &r);
+}
+
+/* The guest loads the first word of the data slot: it must see what the host stored. */
+void expect_guest_reads_data_slot(Vm &vm, void *host, uint64_t size)
+{
+	*static_cast<volatile uint64_t *>(host) = MTE_CAP_HOST_WORD;
+	vm.map(MTE_CAP_DATA_GPA, MTE_CAP_DATA_GPA, size, MapOptions{});
+
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	vcpu.start(guest_read_word, reinterpret_cast<const uint64_t *>(MTE_CAP_DATA_GPA));
+	vcpu.run_until_done();
+	EXPECT_EQ(vm.guest_var(&mte_cap_word), MTE_CAP_HOST_WORD);
+}
+
+/* A memslot of this backing is accepted on an MTE VM and the guest can tag it. */
+void expect_backing_taggable(Backing backing)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	Vm vm = make_mte_vm(kvm);
+	MemRegion &data = vm.add_region({
+		.slot = MTE_CAP_DATA_SLOT,
+		.gpa = MTE_CAP_DATA_GPA,
+		.size = DATA_SIZE,
+		.backing = backing,
+		.stage1 = {.attr = Stage1::tagged},
+	});
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	vcpu.start(guest_tag_region, data.gpa(), data.size());
+	/* EL1 tag loads and stores need SCTLR_EL1.ATA; tag checks stay off. */
+	vcpu.set_reg(reg::SCTLR_EL1, arch::sctlr::GUEST_DEFAULT | arch::sctlr::ATA);
+	vcpu.run_until_done();
+}
+
+/*
+ * Parks the guest, has KVM inject a synchronous external abort and looks at
+ * the handler's PSTATE.TCO from both sides: KVM_GET_ONE_REG(pstate) while
+ * the handler is stopped in a ucall, and (MTE only) the guest's own mrs.
+ */
+void check_injected_abort(Vm &vm, bool has_mte)
+{
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	vcpu.start(guest_wait_for_injected_abort, has_mte);
+	vcpu.expect_sync(MTE_CAP_SYNC_PARKED);
+	ASSERT_EQ(vcpu.get_reg(reg::PSTATE) & arch::pstate::TCO, 0);
+	complete_pending_mmio(vcpu);
+	inject_ext_dabt(vcpu);
+
+	vcpu.expect_sync(MTE_CAP_SYNC_IN_HANDLER);
+	EXPECT_EQ((vcpu.get_reg(reg::PSTATE) & arch::pstate::TCO) != 0, has_mte);
+	vcpu.run_until_done();
+
+	const uint64_t esr = vm.guest_var(&mte_cap_abort_esr);
+
+	EXPECT_EQ(vm.guest_var(&mte_cap_abort_taken), 1);
+	EXPECT_EQ(arch::esr::ec(esr), arch::esr::EC_DABT_CUR);
+	EXPECT_EQ(esr & arch::esr::DFSC_MASK, arch::esr::DFSC_SYNC_EXT_ABORT);
+	/* It interrupted code running with PSTATE.TCO clear. */
+	EXPECT_EQ(vm.guest_var(&mte_cap_abort_spsr) & arch::pstate::TCO, 0);
+	if (has_mte)
+		EXPECT_NE(vm.guest_var(&mte_cap_abort_tco) & arch::pstate::TCO, 0);
+}
+
+} // namespace
+
+/* KVM_CHECK_EXTENSION reports MTE on /dev/kvm and on a VM exactly when the host has it. */
+TEST(mte_cap, check_extension_matches_host_mte)
+{
+	const int expected = host_has_mte() ? 1 : 0;
+	Kvm kvm;
+	Vm vm(kvm);
+
+	ktest::diag(std::string("host HWCAP2_MTE: ") + (expected ? "yes" : "no"));
+	EXPECT_EQ(kvm.check_extension(KVM_CAP_ARM_MTE), expected);
+	EXPECT_EQ(vm.check_extension(KVM_CAP_ARM_MTE), expected);
+}
+
+/* Enabling before vCPU 0 succeeds and takes effect on an MTE host, and is EINVAL without. */
+TEST(mte_cap, enable_before_vcpu_succeeds_iff_host_has_mte)
+{
+	Kvm kvm;
+	Vm vm(kvm);
+
+	if (!host_has_mte()) {
+		EXPECT_THAT(vm.enable_cap(KVM_CAP_ARM_MTE), SyscallFailsWithErrno(EINVAL));
+		EXPECT_FALSE(vcpu_sees_mte(vm.add_vcpu(0)));
+		return;
+	}
+	ASSERT_THAT(vm.enable_cap(KVM_CAP_ARM_MTE), SyscallSucceeds());
+	EXPECT_TRUE(vcpu_sees_mte(vm.add_vcpu(0)));
+}
+
+/* Enabling a second time, still before any vCPU, is not an error. */
+TEST(mte_cap, enable_twice_succeeds)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	Vm vm(kvm);
+
+	EXPECT_THAT(vm.enable_cap(KVM_CAP_ARM_MTE), SyscallSucceeds());
+	EXPECT_THAT(vm.enable_cap(KVM_CAP_ARM_MTE), SyscallSucceeds());
+	EXPECT_TRUE(vcpu_sees_mte(vm.add_vcpu(0)));
+}
+
+/* Non-zero flags are refused, and the refused call leaves the VM without MTE. */
+TEST(mte_cap, enable_with_flags_fails_with_einval)
+{
+	constexpr uint64_t undefined_flag = 1;
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	Vm vm(kvm);
+
+	EXPECT_THAT(vm.enable_cap(KVM_CAP_ARM_MTE, undefined_flag), SyscallFailsWithErrno(EINVAL));
+	EXPECT_FALSE(vcpu_sees_mte(vm.add_vcpu(0)));
+}
+
+/* Once a vCPU exists the capability is refused, and later vCPUs do not get MTE either. */
+TEST(mte_cap, enable_after_vcpu_fails_with_einval)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	Vm vm(kvm);
+
+	vm.add_vcpu(0);
+	EXPECT_THAT(vm.enable_cap(KVM_CAP_ARM_MTE), SyscallFailsWithErrno(EINVAL));
+
+	Vcpu &late = vm.add_vcpu(1);
+	uint64_t val;
+
+	EXPECT_FALSE(vcpu_sees_mte(late));
+	EXPECT_THAT(late.get_reg_raw(reg::GCR_EL1.id, &val), SyscallFailsWithErrno(ENOENT));
+}
+
+/*
+ * KVM_ENABLE_CAP races KVM_CREATE_VCPU + KVM_ARM_VCPU_INIT on fresh VMs.
+ * Per round, with E = the enable result and C = "KVM_CREATE_VCPU had
+ * returned before KVM_ENABLE_CAP was issued" (seq_cst flag set right after
+ * the create, read right before the enable):
+ *  - E is 0 or EINVAL, and C implies EINVAL;
+ *  - the vCPU agrees with E: E == 0 exactly when its ID_AA64PFR1_EL1.MTE
+ *    is non-zero and KVM_GET_ONE_REG(GCR_EL1) works;
+ *  - if E == 0, the vCPU's guest reads and writes all four MTE registers
+ *    without trapping, i.e. KVM_ARM_VCPU_INIT already saw MTE and set
+ *    HCR_EL2.ATA (a vCPU initialised before the enable would UNDEF);
+ *  - a further enable, with the vCPU now created, fails with EINVAL.
+ */
+TEST(mte_cap, enable_races_vcpu_creation)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	unsigned int enable_won = 0, create_won = 0, violations = 0;
+	auto violation = [&](unsigned int round, const std::string &what) {
+		if (violations++ < RACE_MAX_REPORTS)
+			ktest::diag("round " + std::to_string(round) + ": " + what);
+	};
+
+	for (unsigned int round = 0; round < RACE_ROUNDS; round++) {
+		Vm vm(kvm);
+		std::atomic<unsigned int> arrived{0};
+		std::atomic<bool> created{false};
+		bool created_before_enable = false;
+		SysResult enable_res{};
+		SysResult init_res{};
+		std::optional<Vcpu> vcpu;
+		/* Alternate which side is held back, by a varying amount. */
+		const unsigned int skew = (round / 2) % RACE_SKEW_STEPS * RACE_SKEW_SPINS_PER_STEP;
+		const unsigned int enable_skew = round % 2 ? skew : 0;
+		const unsigned int create_skew = round % 2 ? 0 : skew;
+		auto start_line = [&](unsigned int spins) {
+			arrived++;
+			while (arrived.load() < 2)
+				;
+			for (unsigned int i = 0; i < spins; i++)
+				asm volatile("yield" : : : "memory");
+		};
+
+		run_concurrently({
+			[&] {
+				start_line(enable_skew);
+				created_before_enable = created.load();
+				enable_res = vm.enable_cap(KVM_CAP_ARM_MTE);
+			},
+			[&] {
+				start_line(create_skew);
+				FileDesc fd(static_cast<int>(
+					check(vm.ioctl_raw(KVM_CREATE_VCPU, 0UL))));
+				created.store(true);
+				vcpu.emplace(vm, 0, std::move(fd), kvm.vcpu_mmap_size());
+				init_res = vcpu->init_raw({});
+			},
+		});
+		ASSERT_THAT(init_res, SyscallSucceeds());
+
+		const bool enabled = enable_res.ok();
+		uint64_t gcr;
+		const bool gcr_visible = vcpu->get_reg_raw(reg::GCR_EL1.id, &gcr).ok();
+
+		if (!enabled && enable_res.err != EINVAL)
+			violation(round,
+				  "KVM_ENABLE_CAP failed with " + errno_name(enable_res.err));
+		if (enabled && created_before_enable)
+			violation(round, "KVM_ENABLE_CAP succeeded after KVM_CREATE_VCPU returned");
+		if (vcpu_sees_mte(*vcpu) != enabled)
+			violation(round, std::string("ID_AA64PFR1_EL1.MTE disagrees with ") +
+						 "KVM_ENABLE_CAP's " + enable_res.outcome());
+		if (gcr_visible != enabled)
+			violation(round, "ONE_REG GCR_EL1 disagrees with KVM_ENABLE_CAP's " +
+						 enable_res.outcome());
+		if (enabled) {
+			enable_won++;
+			vcpu->start(guest_probe_mte_regs);
+			vcpu->run_until_done();
+			for (unsigned int i = 0; i < MTE_CAP_NR_PROBES; i++)
+				if (vm.guest_var(&mte_cap_probe_esr[i]) != MTE_CAP_NO_EXCEPTION)
+					violation(round, "MTE enabled but the guest's " +
+								 probe_name(i % MTE_CAP_NR_REGS,
+									    i / MTE_CAP_NR_REGS) +
+								 " took " +
+								 esr_text(vm.guest_var(
+									 &mte_cap_probe_esr[i])));
+		} else {
+			create_won++;
+		}
+		const SysResult again = vm.enable_cap(KVM_CAP_ARM_MTE);
+
+		if (again.ok() || again.err != EINVAL)
+			violation(round, "KVM_ENABLE_CAP with vCPU 0 created: " + again.outcome());
+	}
+	ktest::diag("enable first: " + std::to_string(enable_won) +
+		    " rounds, vCPU first: " + std::to_string(create_won) + " rounds");
+	EXPECT_EQ(violations, 0);
+}
+
+/* MTE VMs are AArch64 only: an AArch32 EL1 vCPU is refused at KVM_ARM_VCPU_INIT. */
+TEST(mte_cap, aarch32_el1_vcpu_refused_on_mte_vm)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+	if (kvm.check_extension(KVM_CAP_ARM_EL1_32BIT) <= 0)
+		ktest::diag("note: this CPU has no AArch32 EL1, so EINVAL is expected anyway");
+
+	Vm vm = make_mte_vm(kvm);
+	Vcpu vcpu = create_vcpu(kvm, vm, 0);
+
+	EXPECT_THAT(vcpu.init_raw({KVM_ARM_VCPU_EL1_32BIT}), SyscallFailsWithErrno(EINVAL));
+}
+
+/* Control: the same AArch32 EL1 vCPU is accepted on a VM without MTE. */
+TEST(mte_cap, aarch32_el1_vcpu_accepted_without_mte)
+{
+	Kvm kvm;
+
+	require_cap(kvm, KVM_CAP_ARM_EL1_32BIT, "32-bit EL1 not supported by this CPU");
+
+	Vm vm(kvm);
+	Vcpu vcpu = create_vcpu(kvm, vm, 0);
+
+	EXPECT_THAT(vcpu.init_raw({KVM_ARM_VCPU_EL1_32BIT}), SyscallSucceeds());
+}
+
+/* With MTE the guest and ONE_REG see the host's sanitised ID_AA64PFR1_EL1.MTE. */
+TEST(mte_cap, guest_id_reg_shows_host_mte_when_enabled)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	const uint64_t host_mte = mte_field(host_pfr1());
+	Vm vm = make_mte_vm(kvm);
+	Vcpu &vcpu = vm.add_vcpu(0);
+	const uint64_t one_reg = vcpu.get_reg(reg::ID_AA64PFR1_EL1);
+
+	/* HWCAP2_MTE means at least FEAT_MTE2. */
+	EXPECT_TRUE(host_mte >= arch::id_aa64pfr1::MTE_MTE2);
+	EXPECT_EQ(mte_field(one_reg), host_mte);
+
+	vcpu.start(guest_read_id_aa64pfr1);
+	vcpu.run_until_done();
+	EXPECT_EQ(vm.guest_var(&mte_cap_guest_pfr1), one_reg);
+}
+
+/* Without MTE enabled the field reads 0 through both the guest's mrs and ONE_REG. */
+TEST(mte_cap, guest_id_reg_hides_mte_when_not_enabled)
+{
+	Kvm kvm;
+	Vm vm(kvm);
+	Vcpu &vcpu = vm.add_vcpu(0);
+	const uint64_t one_reg = vcpu.get_reg(reg::ID_AA64PFR1_EL1);
+
+	EXPECT_EQ(mte_field(one_reg), 0);
+	vcpu.start(guest_read_id_aa64pfr1);
+	vcpu.run_until_done();
+	EXPECT_EQ(vm.guest_var(&mte_cap_guest_pfr1), one_reg);
+}
+
+/* Without MTE every read and write of GCR/RGSR/TFSR/TFSRE0_EL1 UNDEFs. */
+TEST(mte_cap, mte_regs_undef_without_mte)
+{
+	Kvm kvm;
+	Vm vm(kvm);
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	vcpu.start(guest_probe_mte_regs);
+	vcpu.run_until_done();
+	for (unsigned int reg = 0; reg < MTE_CAP_NR_REGS; reg++)
+		for (unsigned int kind : {MTE_CAP_PROBE_READ, MTE_CAP_PROBE_WRITE})
+			expect_undef(
+				probe_name(reg, kind),
+				vm.guest_var(&mte_cap_probe_esr[mte_cap_probe_index(reg, kind)]));
+}
+
+/* With MTE no access to the four registers traps into an exception. */
+TEST(mte_cap, mte_regs_accessible_with_mte)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	Vm vm = make_mte_vm(kvm);
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	vcpu.start(guest_probe_mte_regs);
+	vcpu.run_until_done();
+	for (unsigned int reg = 0; reg < MTE_CAP_NR_REGS; reg++)
+		for (unsigned int kind : {MTE_CAP_PROBE_READ, MTE_CAP_PROBE_WRITE})
+			expect_no_exception(
+				probe_name(reg, kind),
+				vm.guest_var(&mte_cap_probe_esr[mte_cap_probe_index(reg, kind)]));
+}
+
+/* With MTE the guest reads back what it wrote to every writable field. */
+TEST(mte_cap, mte_regs_hold_guest_written_values)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	Vm vm = make_mte_vm(kvm);
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	vcpu.start(guest_write_read_mte_regs);
+	vcpu.run_until_done();
+	for (unsigned int reg = 0; reg < MTE_CAP_NR_REGS; reg++) {
+		for (unsigned int i = 0; i < MTE_CAP_NR_RW_PATTERNS; i++) {
+			const uint64_t got = vm.guest_var(&mte_cap_readback[reg][i]);
+
+			if (got != mte_cap_rw_pattern(reg, i))
+				ktest::record_failure(std::source_location::current(),
+						      std::string(mte_regs[reg].name) + ": wrote " +
+							      hex(mte_cap_rw_pattern(reg, i)) +
+							      ", read back " + hex(got));
+		}
+	}
+}
+
+/* KVM_GET_REG_LIST lists the four MTE registers on a vCPU of an MTE VM. */
+TEST(mte_cap, reg_list_includes_mte_regs_when_enabled)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	Vm vm = make_mte_vm(kvm);
+
+	EXPECT_EQ(mte_regs_listed(vm.add_vcpu(0)), MTE_CAP_NR_REGS);
+}
+
+/* Without MTE none of them is listed. */
+TEST(mte_cap, reg_list_hides_mte_regs_without_mte)
+{
+	Kvm kvm;
+	Vm vm(kvm);
+
+	EXPECT_EQ(mte_regs_listed(vm.add_vcpu(0)), 0);
+}
+
+/* KVM_SET_ONE_REG then KVM_GET_ONE_REG returns every writable pattern unchanged. */
+TEST(mte_cap, one_reg_round_trip)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	Vm vm = make_mte_vm(kvm);
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	for (unsigned int reg = 0; reg < MTE_CAP_NR_REGS; reg++) {
+		for (unsigned int i = 0; i < MTE_CAP_NR_RW_PATTERNS; i++) {
+			vcpu.set_reg(mte_regs[reg], mte_cap_rw_pattern(reg, i));
+			EXPECT_EQ(vcpu.get_reg(mte_regs[reg]), mte_cap_rw_pattern(reg, i));
+		}
+	}
+}
+
+/* Without MTE the registers do not exist for ONE_REG: GET and SET give ENOENT. */
+TEST(mte_cap, one_reg_enoent_without_mte)
+{
+	Kvm kvm;
+	Vm vm(kvm);
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	for (const reg::Reg &r : mte_regs) {
+		uint64_t val;
+
+		EXPECT_THAT(vcpu.get_reg_raw(r.id, &val), SyscallFailsWithErrno(ENOENT));
+		EXPECT_THAT(vcpu.set_reg_raw(r.id, 0), SyscallFailsWithErrno(ENOENT));
+	}
+}
+
+/* What the VMM sets the guest reads, and what the guest writes the VMM gets. */
+TEST(mte_cap, vmm_and_guest_see_each_others_values)
+{
+	constexpr uint64_t round = 0;
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	Vm vm = make_mte_vm(kvm);
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	vcpu.start(guest_exchange_mte_regs, vcpu.id(), round + 1);
+	set_reg_values(vcpu, mte_cap_host_step(round));
+	vcpu.expect_sync(mte_cap_exchange_stage(round, MTE_CAP_PHASE_GUEST_WROTE));
+	expect_reg_values(vcpu, mte_cap_guest_step(round), "after the guest wrote it");
+	vcpu.expect_sync(mte_cap_exchange_stage(round, MTE_CAP_PHASE_GUEST_REREAD));
+	vcpu.run_until_done();
+}
+
+/*
+ * Two vCPUs with complementary values take turns on one thread that hops
+ * between host CPUs before every KVM_RUN: each vCPU must always find its own
+ * values, whether set by the VMM or written by itself before an exit.
+ */
+TEST(mte_cap, values_survive_exits_and_migration)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	CpuPin pin;
+
+	if (pin.cpus().size() < 2)
+		ktest::skip("only one host CPU to run the vCPU thread on");
+
+	Vm vm = make_mte_vm(kvm);
+	Vcpu *vcpus[] = {&vm.add_vcpu(0), &vm.add_vcpu(1)};
+
+	for (Vcpu *v : vcpus) {
+		v->start(guest_exchange_mte_regs, v->id(), MIGRATION_ROUNDS);
+		set_reg_values(*v, mte_cap_host_step(0));
+	}
+	for (uint64_t round = 0; round < MIGRATION_ROUNDS; round++) {
+		for (Vcpu *v : vcpus) {
+			pin.hop();
+			v->expect_sync(mte_cap_exchange_stage(round, MTE_CAP_PHASE_GUEST_WROTE));
+			expect_reg_values(*v, mte_cap_guest_step(round),
+					  "round " + std::to_string(round));
+		}
+		for (Vcpu *v : vcpus) {
+			pin.hop();
+			v->expect_sync(mte_cap_exchange_stage(round, MTE_CAP_PHASE_GUEST_REREAD));
+			if (round + 1 < MIGRATION_ROUNDS)
+				set_reg_values(*v, mte_cap_host_step(round + 1));
+		}
+	}
+	for (Vcpu *v : vcpus) {
+		pin.hop();
+		v->run_until_done();
+	}
+}
+
+/* An exception KVM injects into an MTE guest enters the handler with PSTATE.TCO set. */
+TEST(mte_cap, injected_exception_sets_tco)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+	require_cap(kvm, KVM_CAP_ARM_INJECT_EXT_DABT, "cannot make KVM inject an abort");
+
+	Vm vm = make_mte_vm(kvm);
+
+	check_injected_abort(vm, true);
+}
+
+/* Without MTE the injected exception leaves PSTATE.TCO clear. */
+TEST(mte_cap, injected_exception_leaves_tco_clear_without_mte)
+{
+	Kvm kvm;
+
+	require_cap(kvm, KVM_CAP_ARM_INJECT_EXT_DABT, "cannot make KVM inject an abort");
+
+	Vm vm(kvm);
+
+	check_injected_abort(vm, false);
+}
+
+/* With MTE the tag set/way maintenance instructions complete without an exception. */
+TEST(mte_cap, dc_tag_set_way_ops_complete_with_mte)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	Vm vm = make_mte_vm(kvm);
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	vcpu.start(guest_dc_tag_set_way);
+	vcpu.run_until_done();
+	for (unsigned int op = 0; op < MTE_CAP_NR_DC_OPS; op++)
+		expect_no_exception(dc_op_names[op], vm.guest_var(&mte_cap_dc_esr[op]));
+}
+
+/* Without MTE each of them UNDEFs. */
+TEST(mte_cap, dc_tag_set_way_ops_undef_without_mte)
+{
+	Kvm kvm;
+	Vm vm(kvm);
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	vcpu.start(guest_dc_tag_set_way);
+	vcpu.run_until_done();
+	for (unsigned int op = 0; op < MTE_CAP_NR_DC_OPS; op++)
+		expect_undef(dc_op_names[op], vm.guest_var(&mte_cap_dc_esr[op]));
+}
+
+/* Anonymous private memory backs an MTE memslot, and the guest can tag it. */
+TEST(mte_cap, anon_private_slot_taggable)
+{
+	expect_backing_taggable(Backing::anon_private);
+}
+
+/* So does MAP_SHARED | MAP_ANONYMOUS memory (shmem). */
+TEST(mte_cap, anon_shared_slot_taggable)
+{
+	expect_backing_taggable(Backing::anon_shared);
+}
+
+/* So does a memfd. */
+TEST(mte_cap, memfd_slot_taggable)
+{
+	expect_backing_taggable(Backing::memfd);
+}
+
+/* A ramfs file mapping cannot hold tags: the memslot is refused with EINVAL. */
+TEST(mte_cap, ramfs_slot_refused_on_mte_vm)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	Ramfs ramfs;
+	FileDesc file = ramfs.create_file(DATA_SIZE);
+	Mapping map = map_file(file, DATA_SIZE);
+	Vm vm = make_mte_vm(kvm);
+
+	EXPECT_THAT(set_data_slot(vm, map.get(), DATA_SIZE), SyscallFailsWithErrno(EINVAL));
+}
+
+/* Control: the same ramfs mapping is a working memslot of a VM without MTE. */
+TEST(mte_cap, ramfs_slot_accepted_without_mte)
+{
+	Kvm kvm;
+	Ramfs ramfs;
+	FileDesc file = ramfs.create_file(DATA_SIZE);
+	Mapping map = map_file(file, DATA_SIZE);
+	Vm vm(kvm);
+
+	ASSERT_THAT(set_data_slot(vm, map.get(), DATA_SIZE), SyscallSucceeds());
+	expect_guest_reads_data_slot(vm, map.get(), DATA_SIZE);
+}
+
+/* A MAP_HUGETLB mapping is refused as a memslot of an MTE VM with EINVAL. */
+TEST(mte_cap, hugetlb_slot_refused_on_mte_vm)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	HugepageReservation reservation(1);
+	Mapping map = map_hugetlb();
+	Vm vm = make_mte_vm(kvm);
+
+	EXPECT_THAT(set_data_slot(vm, map.get(), map.size()), SyscallFailsWithErrno(EINVAL));
+}
+
+/* Control: the same huge page is a working memslot of a VM without MTE. */
+TEST(mte_cap, hugetlb_slot_accepted_without_mte)
+{
+	Kvm kvm;
+	HugepageReservation reservation(1);
+	Mapping map = map_hugetlb();
+	Vm vm(kvm);
+
+	ASSERT_THAT(set_data_slot(vm, map.get(), map.size()), SyscallSucceeds());
+	expect_guest_reads_data_slot(vm, map.get(), map.size());
+}
+
+/* A slot whose memory is replaced by a ramfs mapping afterwards makes KVM_RUN fail with EFAULT. */
+TEST(mte_cap, replaced_slot_mapping_faults_with_efault)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	Ramfs ramfs;
+	FileDesc file = ramfs.create_file(DATA_SIZE);
+	Vm vm = make_mte_vm(kvm);
+	MemRegion &data = vm.add_region({
+		.slot = MTE_CAP_DATA_SLOT,
+		.gpa = MTE_CAP_DATA_GPA,
+		.size = DATA_SIZE,
+	});
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	ASSERT_NE(mmap(data.host(), DATA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		       file.get(), 0),
+		  MAP_FAILED);
+	vcpu.start(guest_read_word, reinterpret_cast<const uint64_t *>(data.gpa()));
+	EXPECT_THAT(vcpu.run_raw(), SyscallFailsWithErrno(EFAULT));
+}
+
+/* Control: without MTE the guest simply reads the replacement memory. */
+TEST(mte_cap, replaced_slot_mapping_usable_without_mte)
+{
+	Kvm kvm;
+	Ramfs ramfs;
+	FileDesc file = ramfs.create_file(DATA_SIZE);
+	Vm vm(kvm);
+	MemRegion &data = vm.add_region({
+		.slot = MTE_CAP_DATA_SLOT,
+		.gpa = MTE_CAP_DATA_GPA,
+		.size = DATA_SIZE,
+	});
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	ASSERT_NE(mmap(data.host(), DATA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		       file.get(), 0),
+		  MAP_FAILED);
+	*reinterpret_cast<volatile uint64_t *>(data.host()) = MTE_CAP_HOST_WORD;
+	vcpu.start(guest_read_word, reinterpret_cast<const uint64_t *>(data.gpa()));
+	vcpu.run_until_done();
+	EXPECT_EQ(vm.guest_var(&mte_cap_word), MTE_CAP_HOST_WORD);
+}

@@ -1,0 +1,1290 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KVM_ARM_MTE_COPY_TAGS, the VM ioctl that lets a VMM save and restore the
+ * MTE allocation tags of guest memory without a PROT_MTE mapping. This is
+ * what makes an MTE guest migratable, so every part of the contract is
+ * checked against what the guest itself sees:
+ *
+ *  - round trips: tags the guest sets (pages, a THP block, two adjacent
+ *    memslots in one call) are exactly what FROM_GUEST returns; tags the
+ *    VMM writes are exactly what LDG reads and what tag checking enforces;
+ *  - memory nobody touched reads as zero tags and can be given tags;
+ *  - every argument error returns its documented errno, before any page;
+ *  - partial progress: the byte count of the whole pages done before an
+ *    error (memslot end, read-only memslot, buffer fault), and no page is
+ *    ever left half updated;
+ *  - TO_GUEST marks pages in the dirty log, FROM_GUEST does not;
+ *  - tags written by TO_GUEST survive swap-out and swap-in through the
+ *    VMM's untagged mapping;
+ *  - a full save/restore (RAM, tags, every ONE_REG register) into a fresh
+ *    VM resumes the guest with its tags, MTE registers and tag checking;
+ *  - concurrent copies, vCPU faults, memslot changes and MMU-notifier
+ *    invalidations give only documented results and no kernel splat.
+ *
+ * Under mte=off only the "not enabled" rule is asserted; everything else
+ * skips, since KVM_CAP_ARM_MTE cannot be enabled. The THP and swap tests
+ * need madvise() (MADV_HUGEPAGE, MADV_PAGEOUT) and skip, saying so, on a
+ * kernel built without it.
+ */
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <sched.h>
+#include <span>
+#include <string>
+#include <sys/mman.h>
+#include <thread>
+#include <vector>
+
+#include "lib/arch.hpp"
+#include "lib/copy_tags.hpp"
+#include "lib/host_mm.hpp"
+#include "lib/host_mte.hpp"
+#include "lib/kmsg.hpp"
+#include "lib/kvm.hpp"
+#include "lib/mm_probe.hpp"
+#include "lib/test.hpp"
+#include "lib/vcpu_state.hpp"
+#include "mte_copy_tags.hpp"
+
+using namespace kvmt;
+
+namespace
+{
+
+constexpr uint64_t PAGE = arch::PAGE_SIZE;
+constexpr uint64_t TO_GUEST = KVM_ARM_TAGS_TO_GUEST;
+constexpr uint64_t FROM_GUEST = KVM_ARM_TAGS_FROM_GUEST;
+constexpr uint64_t DIRECTIONS[] = {TO_GUEST, FROM_GUEST};
+
+/* Fill for buffers the kernel should overwrite: not a valid tag byte. */
+constexpr uint8_t POISON = 0xff;
+
+/* Round-trip layout: small pages, a THP block, and two adjacent memslots. */
+constexpr uint32_t PAGES_SLOT = 1;
+constexpr uint64_t PAGES_GPA = 0x8000'0000;
+constexpr uint64_t PAGES_SIZE = 8 * PAGE;
+constexpr uint32_t THP_SLOT = 2;
+constexpr uint64_t THP_GPA = 0x8020'0000;
+constexpr uint64_t THP_SIZE = arch::BLOCK_SIZE_2M;
+constexpr uint32_t ADJ_LOW_SLOT = 3;
+constexpr uint64_t ADJ_LOW_GPA = 0x8040'0000;
+constexpr uint64_t ADJ_LOW_SIZE = 3 * PAGE;
+constexpr uint32_t ADJ_HIGH_SLOT = 4;
+constexpr uint64_t ADJ_HIGH_GPA = ADJ_LOW_GPA + ADJ_LOW_SIZE;
+constexpr uint64_t ADJ_HIGH_SIZE = 5 * PAGE;
+
+/* Slots of the other tests; each test uses only what it needs. */
+constexpr uint32_t EXTRA_SLOT_A = 5;
+constexpr uint32_t EXTRA_SLOT_B = 6;
+constexpr uint32_t EXTRA_SLOT_C = 7;
+constexpr uint64_t EXTRA_GPA_A = 0x8100'0000;
+constexpr uint64_t EXTRA_GPA_B = 0x8200'0000;
+constexpr uint64_t EXTRA_GPA_C = 0x8300'0000;
+
+/* No memslot covers this IPA in any test. */
+constexpr uint64_t UNBACKED_GPA = 0x9000'0000;
+
+/* The largest length the ABI accepts: the count must fit the int return value. */
+constexpr uint64_t MAX_LENGTH = (uint64_t{1} << 31) - PAGE;
+/* A 2-page slot with nothing above it up to MAX_LENGTH. */
+constexpr uint64_t LIMIT_GPA = uint64_t{1} << 32;
+constexpr uint64_t LIMIT_SLOT_SIZE = 2 * PAGE;
+/* Page-aligned IPA in the last page of the 64-bit space. */
+constexpr uint64_t LAST_PAGE_IPA = ~uint64_t{0} & ~(PAGE - 1);
+/* A kernel linear-map address: never accessible from user space. */
+constexpr uint64_t KERNEL_ADDR = 0xffff'0000'0000'0000;
+
+/* Seeds of the tag patterns: what the guest sets, what the VMM writes. */
+constexpr uint64_t SEED_GUEST = 0x6775'6573'7400'0001;
+constexpr uint64_t SEED_VMM = 0x766d'6d00'0000'0002;
+constexpr uint64_t SEED_OLD = 0x6f6c'6400'0000'0003;
+
+/* Save/restore: a small slot 0 keeps the tag copy of guest RAM quick. */
+constexpr uint64_t SR_RAM_SIZE = 4 << 20;
+constexpr uint64_t SR_PAGES_SIZE = 5 * PAGE;
+/* Tag copy chunk of the migration loop; no slot size is a multiple of it. */
+constexpr uint64_t SR_CHUNK = 3 * PAGE;
+
+/* Concurrency: how long the threads race, and the slots they share. */
+constexpr auto STRESS_DURATION = std::chrono::seconds(3);
+constexpr uint64_t STRESS_VCPU_SIZE = 64 * PAGE;
+constexpr uint64_t STRESS_STABLE_SIZE = 16 * PAGE;
+constexpr uint64_t STRESS_CHURN_SIZE = 8 * PAGE;
+constexpr uint64_t STRESS_MAX_PAGES = 12;
+constexpr unsigned int STRESS_VCPUS = 2;
+constexpr unsigned int STRESS_REMAP_EVERY = 4;
+/* A copier goes against its preferred direction once in this many copies. */
+constexpr unsigned int STRESS_OTHER_WAY_ONE_IN = 4;
+constexpr unsigned int STRESS_PAGEOUT_EVERY = 7;
+
+/* MADV_PAGEOUT is advice: a page may still sit on a per-CPU LRU list. */
+constexpr unsigned int PAGEOUT_ATTEMPTS = 10;
+
+/* SCTLR_EL1 for a guest using MTE: tag access, optionally sync tag checks. */
+enum class TagCheck { off, sync };
+
+constexpr uint64_t mte_sctlr(TagCheck check)
+{
+	using namespace arch::sctlr;
+
+	return GUEST_DEFAULT | ATA | (check == TagCheck::sync ? TCF_SYNC << TCF_SHIFT : 0);
+}
+
+/* SKIP unless the host has MTE, then enable it on vm (before any vCPU). */
+void enable_mte(const Kvm &kvm, Vm &vm)
+{
+	require_cap(kvm, KVM_CAP_ARM_MTE, "the host has no MTE for guests");
+	ASSERT_THAT(vm.enable_cap(KVM_CAP_ARM_MTE), SyscallSucceeds());
+}
+
+/* A slot the guest maps with the Tagged memory attribute. */
+RegionSpec tagged_region(uint32_t slot, uint64_t gpa, uint64_t size)
+{
+	return {.slot = slot, .gpa = gpa, .size = size, .stage1 = {.attr = Stage1::tagged}};
+}
+
+template <typename Fn, typename... Args>
+void run_guest(Vcpu &vcpu, TagCheck check, Fn fn, Args... args)
+{
+	vcpu.start(fn, args...);
+	vcpu.set_reg(reg::SCTLR_EL1, mte_sctlr(check));
+	vcpu.run_until_done();
+}
+
+std::vector<uint8_t> pattern_tags(uint64_t gpa, uint64_t size, uint64_t seed)
+{
+	std::vector<uint8_t> tags(mte_tag_bytes(size));
+
+	for (uint64_t i = 0; i < tags.size(); i++)
+		tags[i] = copy_tags_pattern(seed, gpa + i * arch::mte::GRANULE_SIZE);
+	return tags;
+}
+
+/* Granules whose tag byte in buf is not the pattern's; the first one is reported. */
+uint64_t pattern_mismatches(const uint8_t *buf, uint64_t gpa, uint64_t size, uint64_t seed)
+{
+	uint64_t bad = 0;
+
+	for (uint64_t i = 0; i < mte_tag_bytes(size); i++) {
+		const uint64_t granule = gpa + i * arch::mte::GRANULE_SIZE;
+		const uint8_t want = copy_tags_pattern(seed, granule);
+
+		if (buf[i] == want)
+			continue;
+		if (!bad++)
+			ktest::diag("granule at IPA " + hex(granule) + ": tag byte " + hex(buf[i]) +
+				    ", expected " + hex(want));
+	}
+	return bad;
+}
+
+/* FROM_GUEST of the whole range, which must fully succeed. */
+std::vector<uint8_t> read_tags(const Vm &vm, uint64_t gpa, uint64_t size)
+{
+	std::vector<uint8_t> tags(mte_tag_bytes(size), POISON);
+
+	EXPECT_THAT(mte_copy_tags(vm, gpa, size, tags.data(), FROM_GUEST),
+		    SyscallSucceedsWithValue(size));
+	return tags;
+}
+
+/* TO_GUEST of the pattern over the whole range, which must fully succeed. */
+void write_tags(const Vm &vm, uint64_t gpa, uint64_t size, uint64_t seed)
+{
+	std::vector<uint8_t> tags = pattern_tags(gpa, size, seed);
+
+	EXPECT_THAT(mte_copy_tags(vm, gpa, size, tags.data(), TO_GUEST),
+		    SyscallSucceedsWithValue(size));
+}
+
+void expect_tags(const Vm &vm, uint64_t gpa, uint64_t size, uint64_t seed)
+{
+	const std::vector<uint8_t> tags = read_tags(vm, gpa, size);
+
+	EXPECT_EQ(pattern_mismatches(tags.data(), gpa, size, seed), 0);
+}
+
+struct Range {
+	uint64_t gpa;
+	uint64_t size;
+};
+
+/* SKIP unless the kernel has madvise(), which what is needed depends on. */
+void require_madvise(const std::string &what)
+{
+	if (!madvise_available())
+		SKIP("madvise() is not built into this kernel (CONFIG_ADVISE_SYSCALLS=n), "
+		     "needed for " +
+		     what);
+}
+
+/* Round trips run over small pages and two adjacent memslots, or over a THP block. */
+enum class Layout { pages, thp };
+
+/* Whole slots (the adjacent pair as one range) for the guest and TO_GUEST. */
+constexpr Range PAGES_SLOTS[] = {
+	{PAGES_GPA, PAGES_SIZE},
+	{ADJ_LOW_GPA, ADJ_LOW_SIZE + ADJ_HIGH_SIZE},
+};
+constexpr Range THP_SLOTS[] = {{THP_GPA, THP_SIZE}};
+
+/* What FROM_GUEST reads: whole slots, interior slices, across the slot boundary. */
+constexpr Range PAGES_READS[] = {
+	{PAGES_GPA, PAGES_SIZE},
+	{PAGES_GPA + 2 * PAGE, 3 * PAGE},
+	{ADJ_LOW_GPA, ADJ_LOW_SIZE + ADJ_HIGH_SIZE},
+	{ADJ_HIGH_GPA - 2 * PAGE, 4 * PAGE},
+};
+constexpr Range THP_READS[] = {
+	{THP_GPA, THP_SIZE},
+	{THP_GPA + THP_SIZE / 2 + PAGE, 5 * PAGE},
+};
+
+/* The round-trip VM with the slots of one layout. */
+struct RoundTripVm {
+	Kvm kvm;
+	Vm vm{kvm};
+	MemRegion *thp = nullptr;
+	std::span<const Range> slots;
+	std::span<const Range> reads;
+
+	explicit RoundTripVm(Layout layout)
+	{
+		enable_mte(kvm, vm);
+		if (layout == Layout::thp) {
+			RegionSpec spec = tagged_region(THP_SLOT, THP_GPA, THP_SIZE);
+
+			require_madvise("MADV_HUGEPAGE");
+			spec.thp = true;
+			thp = &vm.add_region(spec);
+			slots = THP_SLOTS;
+			reads = THP_READS;
+			return;
+		}
+		vm.add_region(tagged_region(PAGES_SLOT, PAGES_GPA, PAGES_SIZE));
+		vm.add_region(tagged_region(ADJ_LOW_SLOT, ADJ_LOW_GPA, ADJ_LOW_SIZE));
+		vm.add_region(tagged_region(ADJ_HIGH_SLOT, ADJ_HIGH_GPA, ADJ_HIGH_SIZE));
+		slots = PAGES_SLOTS;
+		reads = PAGES_READS;
+	}
+
+	/* The THP slot must really be one huge page, or the test proves less. */
+	void assert_thp_backed() const
+	{
+		if (thp)
+			ASSERT_EQ(anon_huge_bytes(thp->host()), THP_SIZE);
+	}
+};
+
+void from_guest_reads_guest_tags(Layout layout)
+{
+	RoundTripVm t(layout);
+	Vcpu &vcpu = t.vm.add_vcpu(0);
+
+	for (const Range &r : t.slots)
+		run_guest(vcpu, TagCheck::off, guest_set_tags, r.gpa, r.size, SEED_GUEST);
+	t.assert_thp_backed();
+
+	for (const Range &r : t.reads) {
+		const std::vector<uint8_t> tags = read_tags(t.vm, r.gpa, r.size);
+
+		EXPECT_EQ(pattern_mismatches(tags.data(), r.gpa, r.size, SEED_GUEST), 0);
+	}
+}
+
+void to_guest_tags_read_by_guest(Layout layout)
+{
+	RoundTripVm t(layout);
+	Vcpu &vcpu = t.vm.add_vcpu(0);
+
+	/* The guest tags the first half of each range, the VMM then overwrites all of it. */
+	for (const Range &r : t.slots)
+		run_guest(vcpu, TagCheck::off, guest_set_tags, r.gpa, r.size / 2, SEED_GUEST);
+	for (const Range &r : t.slots)
+		write_tags(t.vm, r.gpa, r.size, SEED_VMM);
+	t.assert_thp_backed();
+
+	for (const Range &r : t.slots)
+		run_guest(vcpu, TagCheck::off, guest_check_tags, r.gpa, r.size, SEED_VMM);
+	for (const Range &r : t.reads)
+		expect_tags(t.vm, r.gpa, r.size, SEED_VMM);
+}
+
+void to_guest_tags_enforced_by_tag_checks(Layout layout)
+{
+	RoundTripVm t(layout);
+	Vcpu &vcpu = t.vm.add_vcpu(0);
+
+	for (const Range &r : t.slots)
+		write_tags(t.vm, r.gpa, r.size, SEED_VMM);
+	for (const Range &r : t.slots)
+		run_guest(vcpu, TagCheck::sync, guest_check_tag_faults, r.gpa, r.size, SEED_VMM);
+	t.assert_thp_backed();
+}
+
+/* A buffer whose tail is PROT_NONE: only readable_bytes of it may be used. */
+class EdgeBuffer
+{
+public:
+	explicit EdgeBuffer(size_t readable_bytes)
+		: map_(Mapping::map("mmap(edge buffer)", nullptr, 2 * PAGE, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+	{
+		uint8_t *base = static_cast<uint8_t *>(map_.get());
+
+		check(make_result("mprotect(PROT_NONE)", mprotect(base + PAGE, PAGE, PROT_NONE)));
+		data_ = base + PAGE - readable_bytes;
+	}
+
+	uint8_t *data() const { return data_; }
+
+private:
+	Mapping map_;
+	uint8_t *data_;
+};
+
+/* An address range that was mapped and is no longer. */
+void *unmapped_address()
+{
+	void *p = mmap(nullptr, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		throw SysError("mmap", errno);
+	check(make_result("munmap", munmap(p, PAGE)));
+	return p;
+}
+
+/* Pushes [addr, addr + len) out to swap; fails the test if it stays resident. */
+void page_out(void *addr, size_t len)
+{
+	const size_t pages = len / PAGE;
+
+	for (unsigned int i = 0; i < PAGEOUT_ATTEMPTS && pages_swapped_out(addr, len) < pages; i++)
+		check(make_result("madvise(MADV_PAGEOUT)", madvise(addr, len, MADV_PAGEOUT)));
+	ASSERT_EQ(pages_swapped_out(addr, len), pages);
+}
+
+std::vector<uint64_t> get_dirty_log(const Vm &vm, uint32_t slot, uint64_t size)
+{
+	constexpr uint64_t bits_per_word = 64;
+	std::vector<uint64_t> bitmap((size / PAGE + bits_per_word - 1) / bits_per_word);
+	kvm_dirty_log log = {};
+
+	log.slot = slot;
+	log.dirty_bitmap = bitmap.data();
+	check(vm.ioctl_raw(KVM_GET_DIRTY_LOG, &log));
+	return bitmap;
+}
+
+std::vector<uint64_t> dirty_pages(const std::vector<uint64_t> &bitmap)
+{
+	constexpr uint64_t bits_per_word = 64;
+	std::vector<uint64_t> pages;
+
+	for (uint64_t i = 0; i < bitmap.size() * bits_per_word; i++)
+		if (bitmap[i / bits_per_word] & (uint64_t{1} << (i % bits_per_word)))
+			pages.push_back(i);
+	return pages;
+}
+
+std::string page_list(const std::vector<uint64_t> &pages)
+{
+	std::string s = "{";
+
+	for (uint64_t p : pages)
+		s += (s.size() > 1 ? ", " : "") + std::to_string(p);
+	return s + "}";
+}
+
+} // namespace
+
+/* Without KVM_CAP_ARM_MTE enabled on the VM, the ioctl is refused even with valid arguments. */
+TEST(mte_copy_tags, einval_unless_mte_enabled)
+{
+	Kvm kvm;
+	Vm vm(kvm);
+	std::vector<uint8_t> tags = pattern_tags(PAGES_GPA, PAGES_SIZE, SEED_VMM);
+
+	vm.add_region(tagged_region(PAGES_SLOT, PAGES_GPA, PAGES_SIZE));
+	for (uint64_t dir : DIRECTIONS)
+		EXPECT_THAT(mte_copy_tags(vm, PAGES_GPA, PAGES_SIZE, tags.data(), dir),
+			    SyscallFailsWithErrno(EINVAL));
+
+	if (kvm.check_extension(KVM_CAP_ARM_MTE) <= 0) {
+		/* Host without MTE: the capability cannot make the call valid. */
+		EXPECT_THAT(vm.enable_cap(KVM_CAP_ARM_MTE), SyscallFailsWithErrno(EINVAL));
+		EXPECT_THAT(mte_copy_tags(vm, PAGES_GPA, PAGES_SIZE, tags.data(), TO_GUEST),
+			    SyscallFailsWithErrno(EINVAL));
+		return;
+	}
+
+	/* The very same calls on the same VM work once MTE is enabled. */
+	ASSERT_THAT(vm.enable_cap(KVM_CAP_ARM_MTE), SyscallSucceeds());
+	for (uint64_t dir : DIRECTIONS)
+		EXPECT_THAT(mte_copy_tags(vm, PAGES_GPA, PAGES_SIZE, tags.data(), dir),
+			    SyscallSucceedsWithValue(PAGES_SIZE));
+	EXPECT_EQ(pattern_mismatches(tags.data(), PAGES_GPA, PAGES_SIZE, SEED_VMM), 0);
+}
+
+/* FROM_GUEST returns exactly the tags the guest set, also in one call across two memslots. */
+TEST(mte_copy_tags, from_guest_reads_guest_tags)
+{
+	from_guest_reads_guest_tags(Layout::pages);
+}
+
+/* TO_GUEST tags are exactly what LDG reads, over touched and untouched pages alike. */
+TEST(mte_copy_tags, to_guest_tags_read_by_guest)
+{
+	to_guest_tags_read_by_guest(Layout::pages);
+}
+
+/* Tag checking enforces the TO_GUEST tags: sync faults exactly on mismatching pointers. */
+TEST(mte_copy_tags, to_guest_tags_enforced_by_tag_checks)
+{
+	to_guest_tags_enforced_by_tag_checks(Layout::pages);
+}
+
+/* FROM_GUEST returns exactly the tags the guest set in a THP-backed 2 MiB block. */
+TEST(mte_copy_tags, thp_from_guest_reads_guest_tags)
+{
+	from_guest_reads_guest_tags(Layout::thp);
+}
+
+/* TO_GUEST tags in a THP-backed block are exactly what LDG reads. */
+TEST(mte_copy_tags, thp_to_guest_tags_read_by_guest)
+{
+	to_guest_tags_read_by_guest(Layout::thp);
+}
+
+/* Tag checking in a THP-backed block enforces the TO_GUEST tags. */
+TEST(mte_copy_tags, thp_to_guest_tags_enforced_by_tag_checks)
+{
+	to_guest_tags_enforced_by_tag_checks(Layout::thp);
+}
+
+/* Memory nobody touched reads as zero tags, and TO_GUEST gives it tags the guest sees. */
+TEST(mte_copy_tags, untouched_memory_reads_zero_then_takes_tags)
+{
+	constexpr uint64_t size = 4 * PAGE;
+	constexpr struct {
+		uint32_t slot;
+		uint64_t gpa;
+		Backing backing;
+	} slots[] = {
+		{EXTRA_SLOT_A, EXTRA_GPA_A, Backing::anon_private},
+		{EXTRA_SLOT_B, EXTRA_GPA_B, Backing::anon_shared},
+		{EXTRA_SLOT_C, EXTRA_GPA_C, Backing::memfd},
+	};
+	Kvm kvm;
+	Vm vm(kvm);
+
+	enable_mte(kvm, vm);
+	for (const auto &s : slots) {
+		RegionSpec spec = tagged_region(s.slot, s.gpa, size);
+
+		spec.backing = s.backing;
+		vm.add_region(spec);
+	}
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	for (const auto &s : slots) {
+		const std::vector<uint8_t> tags = read_tags(vm, s.gpa, size);
+
+		EXPECT_EQ(std::count(tags.begin(), tags.end(), 0), mte_tag_bytes(size));
+		write_tags(vm, s.gpa, size, SEED_VMM);
+		expect_tags(vm, s.gpa, size, SEED_VMM);
+		run_guest(vcpu, TagCheck::off, guest_check_tags, s.gpa, size, SEED_VMM);
+	}
+}
+
+namespace
+{
+
+/* A VM with MTE and one tagged slot whose tags are the SEED_OLD pattern. */
+struct ArgsVm {
+	static constexpr uint64_t GPA = EXTRA_GPA_A;
+	static constexpr uint64_t SIZE = 4 * PAGE;
+
+	Kvm kvm;
+	Vm vm{kvm};
+	std::vector<uint8_t> tags = pattern_tags(GPA, SIZE, SEED_VMM);
+
+	ArgsVm()
+	{
+		enable_mte(kvm, vm);
+		vm.add_region(tagged_region(EXTRA_SLOT_A, GPA, SIZE));
+		write_tags(vm, GPA, SIZE, SEED_OLD);
+	}
+
+	kvm_arm_copy_mte_tags args(uint64_t flags) const
+	{
+		kvm_arm_copy_mte_tags a = {};
+
+		a.guest_ipa = GPA;
+		a.length = SIZE;
+		a.addr = const_cast<uint8_t *>(tags.data());
+		a.flags = flags;
+		return a;
+	}
+
+	/* A refused TO_GUEST must not have changed a single tag. */
+	void expect_unchanged() const { expect_tags(vm, GPA, SIZE, SEED_OLD); }
+};
+
+} // namespace
+
+/* flags other than TO_GUEST/FROM_GUEST are EINVAL, even with length 0. */
+TEST(mte_copy_tags, einval_for_unknown_flags)
+{
+	constexpr uint64_t bad_flags[] = {2, 3, uint64_t{1} << 63, ~uint64_t{0}};
+	ArgsVm t;
+
+	for (uint64_t flags : bad_flags) {
+		kvm_arm_copy_mte_tags a = t.args(flags);
+
+		EXPECT_THAT(mte_copy_tags_raw(t.vm, a), SyscallFailsWithErrno(EINVAL));
+		a.length = 0;
+		EXPECT_THAT(mte_copy_tags_raw(t.vm, a), SyscallFailsWithErrno(EINVAL));
+	}
+	t.expect_unchanged();
+}
+
+/* Either reserved word non-zero is EINVAL. */
+TEST(mte_copy_tags, einval_for_nonzero_reserved)
+{
+	constexpr uint64_t values[] = {1, uint64_t{1} << 63};
+	ArgsVm t;
+
+	for (uint64_t dir : DIRECTIONS)
+		for (unsigned int i = 0; i < std::size(kvm_arm_copy_mte_tags{}.reserved); i++)
+			for (uint64_t v : values) {
+				kvm_arm_copy_mte_tags a = t.args(dir);
+
+				a.reserved[i] = v;
+				EXPECT_THAT(mte_copy_tags_raw(t.vm, a),
+					    SyscallFailsWithErrno(EINVAL));
+			}
+	t.expect_unchanged();
+}
+
+/* guest_ipa or length not page aligned is EINVAL, granule alignment is not enough. */
+TEST(mte_copy_tags, einval_for_unaligned_ipa_or_length)
+{
+	constexpr uint64_t ipa_offsets[] = {1, arch::mte::GRANULE_SIZE, PAGE / 2, PAGE - 1};
+	constexpr uint64_t lengths[] = {1, arch::mte::GRANULE_SIZE, PAGE - arch::mte::GRANULE_SIZE,
+					PAGE + arch::mte::GRANULE_SIZE};
+	ArgsVm t;
+
+	for (uint64_t dir : DIRECTIONS) {
+		for (uint64_t off : ipa_offsets)
+			EXPECT_THAT(
+				mte_copy_tags(t.vm, ArgsVm::GPA + off, PAGE, t.tags.data(), dir),
+				SyscallFailsWithErrno(EINVAL));
+		for (uint64_t len : lengths)
+			EXPECT_THAT(mte_copy_tags(t.vm, ArgsVm::GPA, len, t.tags.data(), dir),
+				    SyscallFailsWithErrno(EINVAL));
+	}
+	t.expect_unchanged();
+}
+
+/* length above 2^31 - PAGE_SIZE is EINVAL; exactly that much is accepted and processed. */
+TEST(mte_copy_tags, length_limit)
+{
+	constexpr uint64_t too_long[] = {
+		MAX_LENGTH + PAGE,
+		(uint64_t{1} << 32) + PAGE, /* 0x1000 if truncated to 32 bits */
+		LAST_PAGE_IPA,
+	};
+	ArgsVm t;
+
+	for (uint64_t dir : DIRECTIONS)
+		for (uint64_t len : too_long)
+			EXPECT_THAT(mte_copy_tags(t.vm, ArgsVm::GPA, len, t.tags.data(), dir),
+				    SyscallFailsWithErrno(EINVAL));
+	t.expect_unchanged();
+
+	/*
+	 * A buffer for all of MAX_LENGTH (reserved, never touched) and a
+	 * 2-page slot with nothing above it: however the kernel walks the
+	 * range, it can only stop at the end of the slot.
+	 */
+	Mapping buf = Mapping::map("mmap(tag buffer)", nullptr, mte_tag_bytes(MAX_LENGTH),
+				   PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	t.vm.add_region(tagged_region(EXTRA_SLOT_B, LIMIT_GPA, LIMIT_SLOT_SIZE));
+	for (uint64_t dir : DIRECTIONS)
+		EXPECT_THAT(mte_copy_tags(t.vm, LIMIT_GPA, MAX_LENGTH, buf.get(), dir),
+			    SyscallSucceedsWithValue(LIMIT_SLOT_SIZE));
+}
+
+/* A range whose end wraps past 2^64 is EINVAL, not a search for a memslot. */
+TEST(mte_copy_tags, einval_for_wrapping_range)
+{
+	ArgsVm t;
+
+	for (uint64_t dir : DIRECTIONS) {
+		EXPECT_THAT(mte_copy_tags(t.vm, LAST_PAGE_IPA, 2 * PAGE, t.tags.data(), dir),
+			    SyscallFailsWithErrno(EINVAL));
+		/* Ends at exactly 2^64: guest_ipa + length is 0. */
+		EXPECT_THAT(mte_copy_tags(t.vm, LAST_PAGE_IPA, PAGE, t.tags.data(), dir),
+			    SyscallFailsWithErrno(EINVAL));
+		/* Just below: valid arguments, no memslot. */
+		EXPECT_THAT(mte_copy_tags(t.vm, LAST_PAGE_IPA - PAGE, PAGE, t.tags.data(), dir),
+			    SyscallFailsWithErrno(EFAULT));
+	}
+	t.expect_unchanged();
+}
+
+/* A buffer that cannot be accessed is EFAULT and changes no tag. */
+TEST(mte_copy_tags, efault_for_bad_buffer)
+{
+	ArgsVm t;
+	Mapping prot_none = Mapping::map("mmap(PROT_NONE)", nullptr, PAGE, PROT_NONE,
+					 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *const bad[] = {
+		nullptr,
+		unmapped_address(),
+		prot_none.get(),
+		reinterpret_cast<void *>(KERNEL_ADDR),
+	};
+
+	for (uint64_t dir : DIRECTIONS)
+		for (void *buf : bad)
+			EXPECT_THAT(mte_copy_tags(t.vm, ArgsVm::GPA, ArgsVm::SIZE, buf, dir),
+				    SyscallFailsWithErrno(EFAULT));
+	t.expect_unchanged();
+
+	/* A read-only buffer can be copied to the guest, not filled from it. */
+	Mapping ro = Mapping::map("mmap(PROT_READ)", nullptr, mte_tag_bytes(ArgsVm::SIZE),
+				  PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	EXPECT_THAT(mte_copy_tags(t.vm, ArgsVm::GPA, ArgsVm::SIZE, ro.get(), FROM_GUEST),
+		    SyscallFailsWithErrno(EFAULT));
+	EXPECT_THAT(mte_copy_tags(t.vm, ArgsVm::GPA, ArgsVm::SIZE, ro.get(), TO_GUEST),
+		    SyscallSucceedsWithValue(ArgsVm::SIZE));
+
+	const std::vector<uint8_t> zeros = read_tags(t.vm, ArgsVm::GPA, ArgsVm::SIZE);
+
+	EXPECT_EQ(std::count(zeros.begin(), zeros.end(), 0), zeros.size());
+}
+
+/* No memslot at guest_ipa is EFAULT, even if later pages of the range have one. */
+TEST(mte_copy_tags, efault_without_memslot)
+{
+	ArgsVm t;
+
+	for (uint64_t dir : DIRECTIONS) {
+		EXPECT_THAT(mte_copy_tags(t.vm, UNBACKED_GPA, PAGE, t.tags.data(), dir),
+			    SyscallFailsWithErrno(EFAULT));
+		EXPECT_THAT(mte_copy_tags(t.vm, ArgsVm::GPA - PAGE, 2 * PAGE, t.tags.data(), dir),
+			    SyscallFailsWithErrno(EFAULT));
+	}
+	t.expect_unchanged();
+}
+
+/* A read-only memslot refuses TO_GUEST with EFAULT and still serves FROM_GUEST. */
+TEST(mte_copy_tags, readonly_memslot)
+{
+	constexpr uint64_t size = 4 * PAGE;
+	Kvm kvm;
+	Vm vm(kvm);
+	RegionSpec spec = tagged_region(EXTRA_SLOT_A, EXTRA_GPA_A, size);
+
+	enable_mte(kvm, vm);
+	spec.flags = KVM_MEM_READONLY;
+	spec.host_prot_mte = true;
+	spec.stage1.writable = false;
+	MemRegion &ro = vm.add_region(spec);
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	/* Only the host can tag it: through its own PROT_MTE mapping. */
+	for (uint64_t off = 0; off < size; off += arch::mte::GRANULE_SIZE)
+		host_mte::stg(host_mte::with_tag(ro.host() + off,
+						 copy_tags_pattern(SEED_OLD, EXTRA_GPA_A + off)));
+
+	std::vector<uint8_t> tags = pattern_tags(EXTRA_GPA_A, size, SEED_VMM);
+
+	EXPECT_THAT(mte_copy_tags(vm, EXTRA_GPA_A, size, tags.data(), TO_GUEST),
+		    SyscallFailsWithErrno(EFAULT));
+	expect_tags(vm, EXTRA_GPA_A, size, SEED_OLD);
+	run_guest(vcpu, TagCheck::off, guest_check_tags, EXTRA_GPA_A, size, SEED_OLD);
+}
+
+/* The struct itself unreadable (NULL, unmapped, partly PROT_NONE, kernel) is EFAULT. */
+TEST(mte_copy_tags, efault_for_unreadable_struct)
+{
+	ArgsVm t;
+	const kvm_arm_copy_mte_tags valid = t.args(TO_GUEST);
+	/* The struct's last 8 bytes fall on a PROT_NONE page. */
+	EdgeBuffer edge(sizeof(valid) - sizeof(uint64_t));
+
+	std::memcpy(edge.data(), &valid, sizeof(valid) - sizeof(uint64_t));
+	EXPECT_THAT(mte_copy_tags_at(t.vm, nullptr), SyscallFailsWithErrno(EFAULT));
+	EXPECT_THAT(mte_copy_tags_at(t.vm, unmapped_address()), SyscallFailsWithErrno(EFAULT));
+	EXPECT_THAT(mte_copy_tags_at(t.vm, edge.data()), SyscallFailsWithErrno(EFAULT));
+	EXPECT_THAT(mte_copy_tags_at(t.vm, reinterpret_cast<void *>(KERNEL_ADDR)),
+		    SyscallFailsWithErrno(EFAULT));
+	t.expect_unchanged();
+	/* The same struct, readable, is a valid call. */
+	EXPECT_THAT(mte_copy_tags_at(t.vm, &valid), SyscallSucceedsWithValue(ArgsVm::SIZE));
+}
+
+/* length 0 returns 0 without looking at the buffer or the memslots. */
+TEST(mte_copy_tags, zero_length_returns_zero)
+{
+	ArgsVm t;
+	std::vector<uint8_t> buf(MTE_TAG_BYTES_PER_PAGE, POISON);
+
+	for (uint64_t dir : DIRECTIONS) {
+		EXPECT_THAT(mte_copy_tags(t.vm, ArgsVm::GPA, 0, buf.data(), dir),
+			    SyscallSucceedsWithValue(0));
+		EXPECT_THAT(mte_copy_tags(t.vm, ArgsVm::GPA, 0, nullptr, dir),
+			    SyscallSucceedsWithValue(0));
+		EXPECT_THAT(mte_copy_tags(t.vm, UNBACKED_GPA, 0, nullptr, dir),
+			    SyscallSucceedsWithValue(0));
+	}
+	EXPECT_EQ(std::count(buf.begin(), buf.end(), POISON), buf.size());
+	t.expect_unchanged();
+}
+
+/* A range running off the end of a memslot returns the bytes inside it, and copies them. */
+TEST(mte_copy_tags, partial_at_memslot_end)
+{
+	constexpr uint64_t slot_size = 4 * PAGE;
+	/* Starts 2 pages before the end; a hole, then another slot. */
+	constexpr uint64_t start = EXTRA_GPA_A + 2 * PAGE;
+	constexpr uint64_t inside = EXTRA_GPA_A + slot_size - start;
+	constexpr uint64_t after_gpa = EXTRA_GPA_A + slot_size + PAGE;
+	constexpr uint64_t length = after_gpa + PAGE - start;
+	Kvm kvm;
+	Vm vm(kvm);
+
+	enable_mte(kvm, vm);
+	vm.add_region(tagged_region(EXTRA_SLOT_A, EXTRA_GPA_A, slot_size));
+	vm.add_region(tagged_region(EXTRA_SLOT_B, after_gpa, PAGE));
+	write_tags(vm, EXTRA_GPA_A, slot_size, SEED_OLD);
+	write_tags(vm, after_gpa, PAGE, SEED_OLD);
+
+	std::vector<uint8_t> buf(mte_tag_bytes(length), POISON);
+
+	EXPECT_THAT(mte_copy_tags(vm, start, length, buf.data(), FROM_GUEST),
+		    SyscallSucceedsWithValue(inside));
+	EXPECT_EQ(pattern_mismatches(buf.data(), start, inside, SEED_OLD), 0);
+
+	buf = pattern_tags(start, length, SEED_VMM);
+	EXPECT_THAT(mte_copy_tags(vm, start, length, buf.data(), TO_GUEST),
+		    SyscallSucceedsWithValue(inside));
+	expect_tags(vm, EXTRA_GPA_A, start - EXTRA_GPA_A, SEED_OLD);
+	expect_tags(vm, start, inside, SEED_VMM);
+	/* Nothing was copied past the hole either. */
+	expect_tags(vm, after_gpa, PAGE, SEED_OLD);
+}
+
+/* TO_GUEST into a read-only memslot stops there; FROM_GUEST goes through. */
+TEST(mte_copy_tags, partial_at_readonly_memslot)
+{
+	constexpr uint64_t rw_size = 3 * PAGE;
+	constexpr uint64_t ro_size = 2 * PAGE;
+	constexpr uint64_t ro_gpa = EXTRA_GPA_A + rw_size;
+	Kvm kvm;
+	Vm vm(kvm);
+	RegionSpec ro = tagged_region(EXTRA_SLOT_B, ro_gpa, ro_size);
+
+	enable_mte(kvm, vm);
+	ro.flags = KVM_MEM_READONLY;
+	ro.stage1.writable = false;
+	vm.add_region(tagged_region(EXTRA_SLOT_A, EXTRA_GPA_A, rw_size));
+	vm.add_region(ro);
+
+	std::vector<uint8_t> buf = pattern_tags(EXTRA_GPA_A, rw_size + ro_size, SEED_VMM);
+
+	EXPECT_THAT(mte_copy_tags(vm, EXTRA_GPA_A, rw_size + ro_size, buf.data(), TO_GUEST),
+		    SyscallSucceedsWithValue(rw_size));
+	EXPECT_THAT(mte_copy_tags(vm, EXTRA_GPA_A, rw_size + ro_size, buf.data(), FROM_GUEST),
+		    SyscallSucceedsWithValue(rw_size + ro_size));
+	EXPECT_EQ(pattern_mismatches(buf.data(), EXTRA_GPA_A, rw_size, SEED_VMM), 0);
+	EXPECT_EQ(std::count(buf.begin() + mte_tag_bytes(rw_size), buf.end(), 0),
+		  mte_tag_bytes(ro_size));
+}
+
+namespace
+{
+
+/*
+ * Buffer-fault layout: the tags of FAULT_DONE_PAGES pages fit before the
+ * PROT_NONE page, plus half of the next page's tags.
+ */
+constexpr uint64_t FAULT_SLOT_SIZE = 6 * PAGE;
+constexpr uint64_t FAULT_DONE_PAGES = 3;
+constexpr uint64_t FAULT_DONE = FAULT_DONE_PAGES * PAGE;
+constexpr size_t FAULT_READABLE = mte_tag_bytes(FAULT_DONE) + MTE_TAG_BYTES_PER_PAGE / 2;
+
+} // namespace
+
+/* TO_GUEST stops at the page whose tags hit a buffer fault, and leaves that page untouched. */
+TEST(mte_copy_tags, partial_at_buffer_fault_to_guest)
+{
+	Kvm kvm;
+	Vm vm(kvm);
+	EdgeBuffer buf(FAULT_READABLE);
+
+	enable_mte(kvm, vm);
+	vm.add_region(tagged_region(EXTRA_SLOT_A, EXTRA_GPA_A, FAULT_SLOT_SIZE));
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	run_guest(vcpu, TagCheck::off, guest_set_tags, EXTRA_GPA_A, FAULT_SLOT_SIZE, SEED_OLD);
+	/* New tags for everything readable, including half of the next page. */
+	const std::vector<uint8_t> fresh = pattern_tags(EXTRA_GPA_A, FAULT_SLOT_SIZE, SEED_VMM);
+
+	std::memcpy(buf.data(), fresh.data(), FAULT_READABLE);
+	EXPECT_THAT(mte_copy_tags(vm, EXTRA_GPA_A, FAULT_SLOT_SIZE, buf.data(), TO_GUEST),
+		    SyscallSucceedsWithValue(FAULT_DONE));
+
+	expect_tags(vm, EXTRA_GPA_A, FAULT_DONE, SEED_VMM);
+	/* No page half updated: the next one keeps all of its old tags. */
+	expect_tags(vm, EXTRA_GPA_A + FAULT_DONE, FAULT_SLOT_SIZE - FAULT_DONE, SEED_OLD);
+	run_guest(vcpu, TagCheck::off, guest_check_tags, EXTRA_GPA_A, FAULT_DONE, SEED_VMM);
+	run_guest(vcpu, TagCheck::off, guest_check_tags, EXTRA_GPA_A + FAULT_DONE,
+		  FAULT_SLOT_SIZE - FAULT_DONE, SEED_OLD);
+}
+
+/* FROM_GUEST stops at the page whose tags do not fit the buffer; the pages before are done. */
+TEST(mte_copy_tags, partial_at_buffer_fault_from_guest)
+{
+	Kvm kvm;
+	Vm vm(kvm);
+	EdgeBuffer buf(FAULT_READABLE);
+
+	enable_mte(kvm, vm);
+	vm.add_region(tagged_region(EXTRA_SLOT_A, EXTRA_GPA_A, FAULT_SLOT_SIZE));
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	run_guest(vcpu, TagCheck::off, guest_set_tags, EXTRA_GPA_A, FAULT_SLOT_SIZE, SEED_GUEST);
+	std::memset(buf.data(), POISON, FAULT_READABLE);
+	EXPECT_THAT(mte_copy_tags(vm, EXTRA_GPA_A, FAULT_SLOT_SIZE, buf.data(), FROM_GUEST),
+		    SyscallSucceedsWithValue(FAULT_DONE));
+	EXPECT_EQ(pattern_mismatches(buf.data(), EXTRA_GPA_A, FAULT_DONE, SEED_GUEST), 0);
+}
+
+/* TO_GUEST puts exactly the pages it wrote into the dirty log; FROM_GUEST none. */
+TEST(mte_copy_tags, to_guest_marks_dirty_log)
+{
+	constexpr uint64_t size = 16 * PAGE;
+	constexpr struct {
+		uint64_t first;
+		uint64_t count;
+	} writes[] = {{1, 1}, {4, 3}, {11, 1}}; /* in pages */
+	Kvm kvm;
+	Vm vm(kvm);
+	RegionSpec spec = tagged_region(EXTRA_SLOT_A, EXTRA_GPA_A, size);
+
+	enable_mte(kvm, vm);
+	spec.flags = KVM_MEM_LOG_DIRTY_PAGES;
+	vm.add_region(spec);
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	/* The guest has everything mapped (and dirty) before logging starts over. */
+	run_guest(vcpu, TagCheck::off, guest_set_tags, EXTRA_GPA_A, size, SEED_GUEST);
+	get_dirty_log(vm, EXTRA_SLOT_A, size);
+	ASSERT_EQ(page_list(dirty_pages(get_dirty_log(vm, EXTRA_SLOT_A, size))), "{}");
+
+	std::vector<uint64_t> expected;
+
+	for (const auto &w : writes) {
+		write_tags(vm, EXTRA_GPA_A + w.first * PAGE, w.count * PAGE, SEED_VMM);
+		for (uint64_t p = w.first; p < w.first + w.count; p++)
+			expected.push_back(p);
+	}
+	EXPECT_EQ(page_list(dirty_pages(get_dirty_log(vm, EXTRA_SLOT_A, size))),
+		  page_list(expected));
+
+	expect_tags(vm, EXTRA_GPA_A + PAGE, PAGE, SEED_VMM);
+	read_tags(vm, EXTRA_GPA_A, size);
+	EXPECT_EQ(page_list(dirty_pages(get_dirty_log(vm, EXTRA_SLOT_A, size))), "{}");
+}
+
+/* Tags the VMM wrote survive swap-out and swap-in through its untagged mapping. */
+TEST(mte_copy_tags, to_guest_tags_survive_swap)
+{
+	constexpr uint64_t size = 8 * PAGE;
+	Kvm kvm;
+	Vm vm(kvm);
+
+	enable_mte(kvm, vm);
+	require_madvise("MADV_PAGEOUT");
+	if (!swap_available())
+		SKIP("no swap device to page guest memory out to");
+	MemRegion &r = vm.add_region(tagged_region(EXTRA_SLOT_A, EXTRA_GPA_A, size));
+	Vcpu &vcpu = vm.add_vcpu(0);
+	mm::ScopedPin pin(sched_getcpu());
+
+	/* Half of it the guest has mapped already, half only the ioctl brings in. */
+	run_guest(vcpu, TagCheck::off, guest_set_tags, EXTRA_GPA_A, size / 2, SEED_GUEST);
+	write_tags(vm, EXTRA_GPA_A, size, SEED_VMM);
+
+	page_out(r.host(), size);
+	expect_tags(vm, EXTRA_GPA_A, size, SEED_VMM);
+
+	/* And once more, this time swapped in by guest faults. */
+	page_out(r.host(), size);
+	run_guest(vcpu, TagCheck::off, guest_check_tags, EXTRA_GPA_A, size, SEED_VMM);
+}
+
+namespace
+{
+
+/* Every region of a VM in the order they were added: the save/restore layout. */
+struct SrSlot {
+	uint32_t slot;
+	uint64_t gpa;
+	uint64_t size;
+};
+
+constexpr SrSlot SR_SLOTS[] = {
+	{GUEST_RAM_SLOT, GUEST_RAM_GPA, SR_RAM_SIZE},
+	{PAGES_SLOT, PAGES_GPA, SR_PAGES_SIZE},
+	{THP_SLOT, THP_GPA, THP_SIZE},
+};
+
+/* A VM of the save/restore layout (same for source and destination). */
+Vm make_sr_vm(Kvm &kvm, Layout layout)
+{
+	Vm vm(kvm, VmOptions{.ram_size = SR_RAM_SIZE});
+	RegionSpec thp = tagged_region(THP_SLOT, THP_GPA, THP_SIZE);
+
+	enable_mte(kvm, vm);
+	if (layout == Layout::thp)
+		require_madvise("MADV_HUGEPAGE");
+	thp.thp = layout == Layout::thp;
+	vm.add_region(tagged_region(PAGES_SLOT, PAGES_GPA, SR_PAGES_SIZE));
+	vm.add_region(thp);
+	return vm;
+}
+
+/*
+ * The copy loop of a migrating VMM: requests of SR_CHUNK bytes, each
+ * continuing where the previous result says the kernel stopped. The
+ * last request of a slot runs past its end and comes back partial.
+ * tags needs the tag bytes of SR_CHUNK as slack. Returns the number of partial results.
+ */
+unsigned int copy_tags_chunked(const Vm &vm, const SrSlot &s, uint8_t *tags, uint64_t flags)
+{
+	unsigned int partial = 0;
+	uint64_t done = 0;
+
+	while (done < s.size) {
+		const SysResult r = mte_copy_tags(vm, s.gpa + done, SR_CHUNK,
+						  tags + mte_tag_bytes(done), flags);
+
+		ASSERT_THAT(r, SyscallSucceeds());
+		if (r.value <= 0 || r.value % PAGE || static_cast<uint64_t>(r.value) > SR_CHUNK)
+			ktest::fail(KTEST_HERE, r.op + " returned " + std::to_string(r.value));
+		partial += static_cast<uint64_t>(r.value) < SR_CHUNK;
+		done += r.value;
+	}
+	EXPECT_EQ(done, s.size);
+	return partial;
+}
+
+bool has_reg(const std::vector<uint64_t> &list, const reg::Reg &r)
+{
+	return std::find(list.begin(), list.end(), r.id) != list.end();
+}
+
+void copy_registers(const Vcpu &from, Vcpu &to)
+{
+	const std::vector<uint64_t> ids = from.get_reg_list();
+
+	ASSERT_TRUE(has_reg(ids, reg::GCR_EL1));
+	ASSERT_TRUE(has_reg(ids, reg::RGSR_EL1));
+	ASSERT_TRUE(has_reg(ids, reg::TFSR_EL1));
+	ASSERT_TRUE(has_reg(ids, reg::TFSRE0_EL1));
+	ASSERT_TRUE(has_reg(ids, reg::PC));
+	copy_vcpu_registers(from, to);
+}
+
+} // namespace
+
+namespace
+{
+
+/*
+ * Migrates a guest parked at its save point from VM A into a fresh VM B:
+ * RAM by memcpy, tags by the chunked ioctl loop, registers by ONE_REG.
+ * Layout::thp backs the 2 MiB slot with a transparent huge page.
+ */
+void save_restore_into_new_vm(Layout layout)
+{
+	Kvm kvm;
+	Vm a = make_sr_vm(kvm, layout);
+	Vcpu &va = a.add_vcpu(0);
+
+	va.start(guest_save_restore, PAGES_GPA, SR_PAGES_SIZE, THP_GPA, THP_SIZE, SEED_GUEST);
+	va.set_reg(reg::SCTLR_EL1, mte_sctlr(TagCheck::sync));
+	va.expect_sync(COPY_TAGS_SYNC_SAVE_POINT);
+	complete_pending_mmio(va);
+
+	if (layout == Layout::thp)
+		ASSERT_EQ(anon_huge_bytes(a.region(THP_SLOT).host()), THP_SIZE);
+
+	Vm b = make_sr_vm(kvm, layout);
+	Vcpu &vb = b.add_vcpu(0);
+	unsigned int partial = 0;
+
+	for (const SrSlot &s : SR_SLOTS) {
+		std::vector<uint8_t> tags(mte_tag_bytes(s.size + SR_CHUNK), POISON);
+
+		std::memcpy(b.region(s.slot).host(), a.region(s.slot).host(), s.size);
+		partial += copy_tags_chunked(a, s, tags.data(), FROM_GUEST);
+		partial += copy_tags_chunked(b, s, tags.data(), TO_GUEST);
+	}
+	/* Each slot's last chunk ran past its end, in both directions. */
+	EXPECT_EQ(partial, 2 * std::size(SR_SLOTS));
+	copy_registers(va, vb);
+
+	EXPECT_EQ(vb.get_reg(reg::GCR_EL1), COPY_TAGS_GCR);
+	EXPECT_EQ(vb.get_reg(reg::RGSR_EL1), COPY_TAGS_RGSR);
+	EXPECT_EQ(vb.get_reg(reg::TFSR_EL1), COPY_TAGS_TFSR);
+	EXPECT_EQ(vb.get_reg(reg::TFSRE0_EL1), COPY_TAGS_TFSRE0);
+	EXPECT_EQ(vb.get_reg(reg::PC), va.get_reg(reg::PC));
+	/* The source VM holds its data and tags in its own pages; destroy it first. */
+	a = Vm(kvm);
+	vb.run_until_done();
+	if (layout == Layout::thp)
+		EXPECT_EQ(anon_huge_bytes(b.region(THP_SLOT).host()), THP_SIZE);
+}
+
+} // namespace
+
+/* Save RAM, tags and registers of a parked guest, restore them into a new VM, and resume. */
+TEST(mte_copy_tags, save_restore_into_new_vm)
+{
+	save_restore_into_new_vm(Layout::pages);
+}
+
+/* The same with the guest's 2 MiB block backed by a THP in both VMs. */
+TEST(mte_copy_tags, thp_save_restore_into_new_vm)
+{
+	save_restore_into_new_vm(Layout::thp);
+}
+
+namespace
+{
+
+/* The concurrency VM: a slot for the vCPUs, a stable one and a churning one after it. */
+constexpr uint64_t STRESS_VCPU_GPA = EXTRA_GPA_A;
+constexpr uint64_t STRESS_STABLE_GPA = EXTRA_GPA_B;
+constexpr uint64_t STRESS_CHURN_GPA = STRESS_STABLE_GPA + STRESS_STABLE_SIZE;
+constexpr uint32_t STRESS_CHURN_SLOT = EXTRA_SLOT_C;
+
+/* Outcomes of the racing copies; anything not counted here is a failure. */
+struct StressCounts {
+	std::atomic<uint64_t> full{0};
+	std::atomic<uint64_t> partial{0};
+	std::atomic<uint64_t> efault{0};
+	std::atomic<uint64_t> invalid{0};
+};
+
+/*
+ * Checks one racing result for the range r. The vCPU and stable slots never
+ * lose their memslot, so their pages are always copied, whatever races with
+ * them (vCPU faults, MMU-notifier invalidations from replacing the vCPUs'
+ * memory and from MADV_PAGEOUT, other copies): a range inside them must
+ * be copied completely. Only the churning slot may be missing when its
+ * pages come up, so a range reaching into it may stop there: a count of
+ * whole pages no smaller than the part before the churning slot, or EFAULT
+ * if the very first page is in it (no memslot, nothing done). EINVAL is not
+ * allowed: the arguments are always valid and are checked before any
+ * memslot is looked at, so a racing memslot cannot turn into EINVAL.
+ * EINTR and ENOMEM are not allowed either: they need a fatal signal or an
+ * allocation failure, and this test causes neither.
+ */
+void check_stress_result(const SysResult &r, const Range &range, StressCounts &counts)
+{
+	const bool reaches_churn = range.gpa + range.size > STRESS_CHURN_GPA &&
+				   range.gpa < STRESS_CHURN_GPA + STRESS_CHURN_SIZE;
+	const uint64_t before_churn =
+		range.gpa < STRESS_CHURN_GPA ? STRESS_CHURN_GPA - range.gpa : 0;
+	const uint64_t done = r.ok() ? static_cast<uint64_t>(r.value) : 0;
+
+	if (r.ok() && done == range.size) {
+		counts.full++;
+		return;
+	}
+	if (reaches_churn && r.ok() && done && done % PAGE == 0 && done >= before_churn &&
+	    done < range.size) {
+		counts.partial++;
+		return;
+	}
+	if (reaches_churn && !before_churn && !r.ok() && r.err == EFAULT) {
+		counts.efault++;
+		return;
+	}
+	if (!counts.invalid++)
+		ktest::record_failure(KTEST_HERE, r.op + ": unexpected " + r.outcome());
+}
+
+/* Ends the race when a copier finishes, however it finishes. */
+struct StopOnExit {
+	std::atomic<bool> &stop;
+
+	~StopOnExit() { stop = true; }
+};
+
+/* Random page-aligned range of at most STRESS_MAX_PAGES pages inside [gpa, gpa + size). */
+Range random_range(std::mt19937_64 &rng, uint64_t gpa, uint64_t size)
+{
+	const uint64_t pages = size / PAGE;
+	const uint64_t first = rng() % pages;
+	const uint64_t count = 1 + rng() % std::min(STRESS_MAX_PAGES, pages - first);
+
+	return {gpa + first * PAGE, count * PAGE};
+}
+
+} // namespace
+
+/* Copies racing vCPU faults, memslot changes, invalidations and each other: documented results. */
+TEST(mte_copy_tags, concurrent_copies_give_documented_results)
+{
+	Kvm kvm;
+	Vm vm(kvm);
+
+	enable_mte(kvm, vm);
+	KmsgWatch kmsg;
+	MemRegion &vcpu_mem =
+		vm.add_region(tagged_region(EXTRA_SLOT_A, STRESS_VCPU_GPA, STRESS_VCPU_SIZE));
+	MemRegion &stable =
+		vm.add_region(tagged_region(EXTRA_SLOT_B, STRESS_STABLE_GPA, STRESS_STABLE_SIZE));
+	Mapping churn_mem =
+		Mapping::map("mmap(churn slot)", nullptr, STRESS_CHURN_SIZE, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	std::vector<Vcpu *> vcpus;
+
+	for (unsigned int i = 0; i < STRESS_VCPUS; i++)
+		vcpus.push_back(&vm.add_vcpu(i));
+
+	const auto deadline = std::chrono::steady_clock::now() + STRESS_DURATION;
+	const bool can_swap = swap_available() && madvise_available();
+	std::atomic<bool> stop{false};
+	StressCounts counts;
+	std::atomic<uint64_t> slot_changes{0};
+	std::vector<std::function<void()>> jobs;
+
+	for (unsigned int i = 0; i < STRESS_VCPUS; i++) {
+		const uint64_t share = STRESS_VCPU_SIZE / STRESS_VCPUS;
+		Vcpu &v = *vcpus[i];
+
+		v.start(guest_stress_tags, STRESS_VCPU_GPA + i * share, share, SEED_GUEST + i);
+		v.set_reg(reg::SCTLR_EL1, mte_sctlr(TagCheck::off));
+		jobs.push_back([&, i] {
+			for (;;) {
+				const Ucall u = vcpus[i]->run();
+
+				if (u.cmd == UcallCmd::done)
+					return;
+				if (u.cmd != UcallCmd::sync)
+					ktest::fail(KTEST_HERE, "vCPU " + std::to_string(i) + ": " +
+									u.describe());
+				if (stop)
+					vm.guest_var(&copy_tags_stress_stop) = 1;
+			}
+		});
+	}
+
+	/* Two copiers; the second prefers the other direction. */
+	for (uint64_t preferred : DIRECTIONS)
+		jobs.push_back([&, preferred] {
+			StopOnExit stopper{stop};
+			std::mt19937_64 rng(SEED_VMM + preferred);
+			std::vector<uint8_t> buf(mte_tag_bytes(STRESS_MAX_PAGES * PAGE));
+
+			while (std::chrono::steady_clock::now() < deadline) {
+				const uint64_t other =
+					preferred == TO_GUEST ? FROM_GUEST : TO_GUEST;
+				const uint64_t dir =
+					rng() % STRESS_OTHER_WAY_ONE_IN ? preferred : other;
+				Range r;
+
+				switch (rng() % 3) {
+				case 0:
+					r = random_range(rng, STRESS_VCPU_GPA, STRESS_VCPU_SIZE);
+					break;
+				case 1:
+					r = random_range(rng, STRESS_STABLE_GPA,
+							 STRESS_STABLE_SIZE);
+					break;
+				default:
+					/* Runs on into the churn slot, if it exists. */
+					r = random_range(rng, STRESS_STABLE_GPA,
+							 STRESS_STABLE_SIZE + STRESS_CHURN_SIZE);
+					break;
+				}
+				for (uint8_t &b : buf)
+					b = static_cast<uint8_t>(rng() & arch::mte::TAG_MASK);
+				check_stress_result(
+					mte_copy_tags(vm, r.gpa, r.size, buf.data(), dir), r,
+					counts);
+			}
+		});
+
+	/* Memslot churn, plus invalidations of the vCPUs' and the copiers' memory. */
+	jobs.push_back([&] {
+		std::mt19937_64 rng(SEED_OLD);
+		kvm_userspace_memory_region churn = {};
+
+		churn.slot = STRESS_CHURN_SLOT;
+		churn.guest_phys_addr = STRESS_CHURN_GPA;
+		churn.userspace_addr = reinterpret_cast<uint64_t>(churn_mem.get());
+		for (unsigned int n = 0; !stop; n++) {
+			churn.memory_size = n % 2 ? 0 : STRESS_CHURN_SIZE;
+			check(vm.ioctl_raw(KVM_SET_USER_MEMORY_REGION, &churn));
+			slot_changes++;
+			if (n % STRESS_REMAP_EVERY == 0) {
+				const Range r = random_range(rng, 0, STRESS_VCPU_SIZE);
+
+				/* Fresh zero pages in place: what MADV_DONTNEED does, without
+				 * madvise(). */
+				if (mmap(vcpu_mem.host() + r.gpa, r.size, PROT_READ | PROT_WRITE,
+					 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+					 0) == MAP_FAILED)
+					throw SysError("mmap(MAP_FIXED)", errno);
+			}
+			if (can_swap && n % STRESS_PAGEOUT_EVERY == 0) {
+				const Range r = random_range(rng, 0, STRESS_STABLE_SIZE);
+
+				check(make_result(
+					"madvise(MADV_PAGEOUT)",
+					madvise(stable.host() + r.gpa, r.size, MADV_PAGEOUT)));
+			}
+			std::this_thread::yield();
+		}
+	});
+
+	run_concurrently(jobs);
+
+	if (!can_swap)
+		ktest::diag("no swap or no madvise(): copies did not race MADV_PAGEOUT");
+	ktest::diag("copies: " + std::to_string(counts.full) + " full, " +
+		    std::to_string(counts.partial) + " partial, " + std::to_string(counts.efault) +
+		    " EFAULT; " + std::to_string(slot_changes) + " memslot changes");
+	EXPECT_EQ(counts.invalid.load(), 0);
+	EXPECT_TRUE(counts.full > 0);
+	EXPECT_TRUE(slot_changes > 0);
+
+	/* The VM still works: a clean round trip through the vCPUs' slot. */
+	write_tags(vm, STRESS_VCPU_GPA, STRESS_VCPU_SIZE, SEED_VMM);
+	run_guest(*vcpus[0], TagCheck::off, guest_check_tags, STRESS_VCPU_GPA, STRESS_VCPU_SIZE,
+		  SEED_VMM);
+
+	if (!kmsg.available())
+		ktest::diag("/dev/kmsg not readable: console splats are not checked here");
+	for (const std::string &splat : kmsg.new_splats())
+		ktest::record_failure(KTEST_HERE, "kernel log: " + splat);
+}

@@ -1,0 +1,1151 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Allocation tags of MTE guests (KVM_CAP_ARM_MTE), end to end:
+ *
+ *  - tagging inside the guest works as on hardware: IRG honours
+ *    GCR_EL1.Exclude, STG/ST2G/STZG/STGP and LDG act on exactly one 16-byte
+ *    granule each, synchronous tag check faults are reported with the right
+ *    ESR and FAR, asynchronous ones set TFSR_EL1.TF0 and survive exits;
+ *  - the MTE register state (GCR_EL1, RGSR_EL1, TFSR_EL1, TFSRE0_EL1) and
+ *    fault mode stay per vCPU and per VM while vCPUs run concurrently,
+ *    exit thousands of times and migrate between host CPUs;
+ *  - a page's first mapping into an MTE guest has all tags zero, for small
+ *    pages of every backing and for THP, also when the host wrote data first
+ *    and the page previously held someone else's tags;
+ *  - a VMM's PROT_MTE mapping and the guest see the same tags;
+ *  - swap (also through a VMM mapping without PROT_MTE), THP split and
+ *    compaction keep guest tags, and KSM never merges tagged pages;
+ *  - a host process using MTE itself never sees a guest's exclusion mask or
+ *    a guest's tag check faults.
+ *
+ * Without KVM's tag sanitising, register switching or PG_mte_tagged
+ * handling, guests would see stale tags, lose tags across host memory
+ * management, or disturb each other and the host: these tests catch each.
+ */
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <thread>
+#include <ucontext.h>
+#include <unistd.h>
+#include <unordered_set>
+#include <vector>
+
+#include "lib/arch.hpp"
+#include "lib/host_mm.hpp"
+#include "lib/host_mte.hpp"
+#include "lib/kvm.hpp"
+#include "lib/mm_probe.hpp"
+#include "lib/test.hpp"
+#include "mte_tags.hpp"
+
+using namespace kvmt;
+using arch::PAGE_SIZE;
+using arch::mte::GRANULE_SIZE;
+using arch::mte::GRANULES_PER_PAGE;
+
+namespace
+{
+
+constexpr uint64_t KIB = 1024;
+constexpr uint64_t MIB = 1024 * KIB;
+constexpr uint64_t THP_SIZE = arch::BLOCK_SIZE_2M;
+constexpr uint64_t SUBPAGES_PER_THP = THP_SIZE / PAGE_SIZE;
+
+/* Seeds of the tag and data patterns (any distinct non-zero values). */
+constexpr uint64_t TAG_SEED = 3;
+constexpr uint64_t OTHER_TAG_SEED = 8;
+constexpr uint64_t DATA_SEED = 0xd47a'0000'0000'0001;
+
+/* IRG: enough samples that every allowed tag shows up. */
+constexpr uint64_t IRG_SAMPLES = 4096;
+constexpr uint64_t IRG_SEED = 0x5a17;
+constexpr uint64_t EXCLUDE_NONE = 0;
+constexpr uint64_t EXCLUDE_ALTERNATE = 0xa5a5;
+constexpr uint64_t EXCLUDE_ALL = arch::gcr::EXCLUDE_MASK;
+
+/* State isolation: iterations (one SYNC exit each) per vCPU, and how often to migrate. */
+constexpr uint64_t ISOLATION_ITERATIONS = 5000;
+constexpr uint64_t MIGRATE_EVERY_EXITS = 16;
+constexpr uint64_t REG_CHECK_EVERY_EXITS = 64;
+
+/* Memory left with non-zero tags just before the first-touch tests allocate theirs. */
+constexpr uint64_t DIRTY_SIZE = 8 * MIB;
+constexpr uint64_t DIRTY_TAG_SEED = 13;
+constexpr uint64_t FIRST_TOUCH_SIZE = 16 * PAGE_SIZE;
+
+/* Host memory management. */
+constexpr uint64_t SWAP_SIZE = 16 * PAGE_SIZE;
+constexpr unsigned int PAGEOUT_ATTEMPTS = 4;
+constexpr uint64_t COMPACT_SIZE = 2 * MIB;
+constexpr unsigned int COMPACT_ATTEMPTS = 3;
+/* Memory to leave half used above the guest's pages; compaction works per pageblock. */
+constexpr uint64_t COMPACT_SPREAD_SIZE = 128 * MIB;
+constexpr uint64_t COMPACT_PAGEBLOCK_SIZE = arch::BLOCK_SIZE_2M;
+/* The THP subpage the split test unmaps. */
+constexpr uint64_t SPLIT_ZAPPED_SUBPAGE = 7;
+
+/* KSM: identical pages, tagged in the MTE VM and untagged in the control VM. */
+constexpr uint64_t KSM_PAGES = 32;
+constexpr uint64_t KSM_WORD = 0x4b53'4d4b'534d'4b53;
+constexpr unsigned int KSM_FULL_SCANS = 4;
+constexpr const char *KSM_DIR = "/sys/kernel/mm/ksm/";
+constexpr const char *KSM_PAGES_TO_SCAN = "1000";
+constexpr const char *KSM_SLEEP_MS = "20";
+constexpr const char *KSM_RUN = "1";
+constexpr const char *KSM_UNMERGE = "2";
+constexpr auto KSM_POLL = std::chrono::milliseconds(20);
+constexpr auto KSM_TIMEOUT = std::chrono::seconds(30);
+
+/* Host isolation: the host thread's include mask is disjoint from the guests'. */
+constexpr uint64_t HOST_INCLUDE = 0x000e;	  /* tags 1..3 */
+constexpr uint64_t GUEST_REMOTE_EXCLUDE = 0x00ff; /* tags 8..15 */
+constexpr uint64_t GUEST_LOCAL_EXCLUDE = 0x0f0f;  /* tags 4..7, 12..15 */
+constexpr uint64_t HOST_IRG_PER_ROUND = 16;
+/* Tag of the granule the host accesses in async mode, from its include mask. */
+constexpr uint64_t HOST_ASYNC_TAG = 0x2;
+constexpr uint64_t HOST_ROUNDS = 1000;
+constexpr uint64_t REMOTE_ITERATIONS = 3000;
+/* Flipping the top tag bit always gives another tag. */
+constexpr uint64_t OTHER_TAG = 0x8;
+
+void add_failure(const std::string &msg, std::source_location loc = std::source_location::current())
+{
+	ktest::record_failure(loc, msg);
+}
+
+/* What SIGSEGV told the process; updated from the handler, so lock-free atomics only. */
+struct SegvLog {
+	std::atomic<uint64_t> sync_faults{0};
+	std::atomic<uint64_t> async_faults{0};
+	std::atomic<uint64_t> last_sync_addr{0};
+};
+
+SegvLog segv_log;
+
+/*
+ * Counts MTE faults; a synchronous one is skipped (the faulting access is a
+ * single 4-byte load). Anything else is a real crash: the default action
+ * takes over when the access is retried.
+ */
+void on_segv(int, siginfo_t *si, void *ctx)
+{
+	auto *uc = static_cast<ucontext_t *>(ctx);
+
+	switch (si->si_code) {
+	case SEGV_MTESERR:
+		segv_log.sync_faults++;
+		segv_log.last_sync_addr = reinterpret_cast<uint64_t>(si->si_addr);
+		uc->uc_mcontext.pc += 4;
+		return;
+	case SEGV_MTEAERR:
+		segv_log.async_faults++;
+		return;
+	}
+	signal(SIGSEGV, SIG_DFL);
+}
+
+/* Installs on_segv() for the test's lifetime and restores the previous action. */
+class SegvCatcher
+{
+public:
+	SegvCatcher()
+	{
+		struct sigaction sa = {};
+
+		segv_log.sync_faults = 0;
+		segv_log.async_faults = 0;
+		segv_log.last_sync_addr = 0;
+		sa.sa_sigaction = on_segv;
+		sa.sa_flags = SA_SIGINFO;
+		sigemptyset(&sa.sa_mask);
+		check(make_result("sigaction(SIGSEGV)", sigaction(SIGSEGV, &sa, &saved_)));
+	}
+	~SegvCatcher() { sigaction(SIGSEGV, &saved_, nullptr); }
+	SegvCatcher(const SegvCatcher &) = delete;
+	SegvCatcher &operator=(const SegvCatcher &) = delete;
+
+private:
+	struct sigaction saved_;
+};
+
+/* A host with MTE must offer it to guests; without it the test is skipped. */
+void require_guest_mte(const Kvm &kvm)
+{
+	if (!host_mte::supported())
+		require_cap(kvm, KVM_CAP_ARM_MTE, "the host has no MTE (HWCAP2_MTE clear)");
+	ASSERT_EQ(kvm.check_extension(KVM_CAP_ARM_MTE), 1);
+}
+
+/*
+ * THP in madvise mode, MADV_PAGEOUT and KSM all need madvise(); a kernel
+ * built without it cannot show that guest tags survive them, which is a
+ * failure of the test bed, not a reason to skip.
+ */
+void require_madvise(std::source_location loc = std::source_location::current())
+{
+	if (!madvise_available())
+		ktest::fail(loc, "madvise() is not implemented (kernel built without "
+				 "CONFIG_ADVISE_SYSCALLS): THP, MADV_PAGEOUT and KSM are unusable");
+}
+
+/* A VM with MTE enabled before any vCPU exists. */
+Vm mte_vm(Kvm &kvm)
+{
+	Vm vm(kvm);
+
+	ASSERT_THAT(vm.enable_cap(KVM_CAP_ARM_MTE), SyscallSucceeds());
+	return vm;
+}
+
+RegionSpec tagged_region(uint32_t slot, uint64_t size, Backing backing = Backing::anon_private,
+			 bool host_prot_mte = false, bool thp = false)
+{
+	RegionSpec spec;
+
+	spec.slot = slot;
+	spec.gpa = tags_slot_gpa(slot);
+	spec.size = size;
+	spec.backing = backing;
+	spec.host_prot_mte = host_prot_mte;
+	spec.thp = thp;
+	spec.stage1.attr = Stage1::tagged;
+	return spec;
+}
+
+std::string backing_name(Backing b)
+{
+	switch (b) {
+	case Backing::anon_private:
+		return "anonymous private";
+	case Backing::anon_shared:
+		return "anonymous shared";
+	case Backing::memfd:
+		return "memfd";
+	}
+	return "?";
+}
+
+void expect_clean(const TagsScan &scan, uint64_t expected_checks, const std::string &what,
+		  std::source_location loc = std::source_location::current())
+{
+	if (scan.checked != expected_checks)
+		ktest::record_failure(loc, what + ": checked " + std::to_string(scan.checked) +
+						   " units, expected " +
+						   std::to_string(expected_checks));
+	if (scan.mismatches)
+		ktest::record_failure(loc, what + ": " + std::to_string(scan.mismatches) + " of " +
+						   std::to_string(scan.checked) +
+						   " differ; first at guest address " +
+						   hex(scan.first_addr) + ": found " +
+						   hex(scan.first_found) + ", expected " +
+						   hex(scan.first_expected));
+}
+
+/*
+ * Has the guest compare every tag and data word of [gpa, gpa + len) with
+ * the patterns and fails the test on any difference.
+ */
+void guest_expect(Vm &vm, Vcpu &vcpu, uint64_t gpa, uint64_t len, uint64_t tag_seed,
+		  uint64_t data_seed, TagsDataLayout layout, const std::string &what,
+		  std::source_location loc = std::source_location::current())
+{
+	vcpu.start(guest_scan, gpa, len, tag_seed, data_seed, layout);
+	vcpu.run_until_done(loc);
+	expect_clean(vm.guest_var(&tags_tag_scan), len / GRANULE_SIZE, what + " (tags)", loc);
+	expect_clean(vm.guest_var(&tags_data_scan), len / sizeof(uint64_t), what + " (data)", loc);
+}
+
+void guest_write(Vcpu &vcpu, uint64_t gpa, uint64_t len, uint64_t tag_seed, uint64_t data_seed)
+{
+	vcpu.start(guest_write_pattern, gpa, len, tag_seed, data_seed);
+	vcpu.run_until_done();
+}
+
+/* Host write of the data pattern (guest addresses) into one page of a region. */
+void host_write_page(MemRegion &r, uint64_t page, uint64_t data_seed)
+{
+	auto *words = reinterpret_cast<uint64_t *>(r.host() + page * PAGE_SIZE);
+	const uint64_t gpa = r.gpa() + page * PAGE_SIZE;
+
+	for (uint64_t i = 0; i < PAGE_SIZE / sizeof(uint64_t); i++)
+		words[i] = tags_data(data_seed, gpa + i * sizeof(uint64_t));
+}
+
+/*
+ * Leaves `size` bytes of freshly freed memory with non-zero tags, so that
+ * pages allocated right after (on this CPU) are likely to carry stale tags
+ * that KVM must clear before a guest sees them. Freed small pages are
+ * handed out again to small allocations, freed THPs to THP allocations, so
+ * the memory is dirtied in the size the test will allocate. Returns the
+ * PFNs it dirtied.
+ */
+std::unordered_set<uint64_t> dirty_free_memory_tags(uint64_t size, bool thp)
+{
+	Mapping reserve = Mapping::map("mmap(dirty reserve)", nullptr, size + THP_SIZE, PROT_NONE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	auto *base = reinterpret_cast<uint8_t *>(
+		(reinterpret_cast<uint64_t>(reserve.get()) + THP_SIZE - 1) & ~(THP_SIZE - 1));
+	std::unordered_set<uint64_t> pfns;
+
+	if (mmap(base, size, PROT_READ | PROT_WRITE | PROT_MTE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+		throw SysError("mmap(PROT_MTE)", errno);
+	if (thp)
+		check(make_result("madvise(MADV_HUGEPAGE)", madvise(base, size, MADV_HUGEPAGE)));
+	for (uint64_t off = 0; off < size; off += GRANULE_SIZE)
+		host_mte::stg(host_mte::with_tag(base + off, tags_pattern(DIRTY_TAG_SEED, off)));
+	for (const auto &p : mm::page_info(base, size))
+		pfns.insert(p.pfn);
+	/* The reservation's destructor unmaps it all and frees the pages. */
+	return pfns;
+}
+
+/* How many pages of the region now use a PFN from `dirtied`. */
+uint64_t pages_reusing(const MemRegion &r, const std::unordered_set<uint64_t> &dirtied)
+{
+	uint64_t n = 0;
+
+	for (const auto &p : mm::page_info(r.host(), r.size()))
+		n += p.present && dirtied.count(p.pfn);
+	return n;
+}
+
+/* Present pages of the region whose tags the kernel does not consider valid. */
+uint64_t pages_not_mte_tagged(const MemRegion &r)
+{
+	uint64_t n = 0;
+
+	for (const auto &p : mm::page_info(r.host(), r.size()))
+		n += p.present && !((mm::kpageflags(p.pfn) >> mm::kpf::ARCH_2) & 1);
+	return n;
+}
+
+/* Every page of the region has left memory: swapped (anonymous) or not resident (shmem). */
+bool region_paged_out(const MemRegion &r)
+{
+	if (r.spec().backing == Backing::anon_private)
+		return pages_swapped_out(r.host(), r.size()) == r.size() / PAGE_SIZE;
+
+	std::vector<unsigned char> resident(r.size() / PAGE_SIZE);
+
+	check(make_result("mincore", mincore(r.host(), r.size(), resident.data())));
+	for (unsigned char v : resident)
+		if (v & 1)
+			return false;
+	return true;
+}
+
+/* MADV_PAGEOUT until the whole region is in swap; fails the test if it never gets there. */
+void page_out(const MemRegion &r)
+{
+	/* The first pass may only age the pages the guest just used. */
+	for (unsigned int i = 0; i < PAGEOUT_ATTEMPTS; i++) {
+		check(make_result("madvise(MADV_PAGEOUT)",
+				  madvise(r.host(), r.size(), MADV_PAGEOUT)));
+		if (region_paged_out(r))
+			return;
+	}
+	ktest::fail(std::source_location::current(),
+		    "MADV_PAGEOUT did not swap out the " + backing_name(r.spec().backing) +
+			    " region; the test would prove nothing");
+}
+
+/* The host's own view, through its PROT_MTE mapping, of the tags the guest set. */
+void expect_host_sees_tags(const MemRegion &r, uint64_t offset, uint64_t len, uint64_t tag_seed,
+			   std::source_location loc = std::source_location::current())
+{
+	uint64_t bad = 0, first = 0;
+
+	for (uint64_t off = offset; off < offset + len; off += GRANULE_SIZE)
+		if (host_mte::ldg(r.host() + off) != tags_pattern(tag_seed, r.gpa() + off) &&
+		    !bad++)
+			first = r.gpa() + off;
+	if (bad)
+		ktest::record_failure(
+			loc, "host PROT_MTE mapping: " + std::to_string(bad) +
+				     " granule tags differ from the guest's, first at IPA " +
+				     hex(first));
+}
+
+} // namespace
+
+/* IRG only generates tags that GCR_EL1.Exclude allows, exactly as RRND=0 defines. */
+TEST(mte_tags, irg_honours_gcr_exclude)
+{
+	Kvm kvm;
+	require_guest_mte(kvm);
+	Vm vm = mte_vm(kvm);
+	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	for (uint64_t exclude : {EXCLUDE_NONE, EXCLUDE_ALTERNATE, EXCLUDE_ALL}) {
+		vcpu.start(guest_irg_sequence, r.gpa(), exclude, IRG_SEED, IRG_SAMPLES);
+		vcpu.run_until_done();
+
+		const TagsIrgResult res = vm.guest_var(&tags_irg_result);
+		const std::string mask = "GCR_EL1.Exclude " + hex(exclude);
+
+		EXPECT_EQ(res.model_mismatches, 0);
+		if (res.rgsr_mismatches)
+			add_failure(mask + ": RGSR_EL1 left the architected sequence: " +
+				    hex(res.first_bad_rgsr) + " instead of " +
+				    hex(res.expected_rgsr));
+		for (uint64_t t = 0; t < arch::mte::NUM_TAGS; t++) {
+			const bool excluded = (exclude >> t) & 1;
+			/* With every tag excluded, IRG gives tag 0. */
+			const bool allowed = exclude == EXCLUDE_ALL ? t == 0 : !excluded;
+
+			if (allowed && !res.generated[t])
+				add_failure(mask + ": allowed tag " + std::to_string(t) +
+					    " never generated");
+			if (!allowed && res.generated[t])
+				add_failure(mask + ": tag " + std::to_string(t) + " generated " +
+					    std::to_string(res.generated[t]) + " times");
+		}
+	}
+}
+
+/* STG, ST2G, STZG set the tag of exactly the granules they address; LDG reads each back. */
+TEST(mte_tags, tag_stores_and_ldg_per_granule)
+{
+	Kvm kvm;
+	require_guest_mte(kvm);
+	Vm vm = mte_vm(kvm);
+	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	/* All checks are GUEST_ASSERTs: a failure names the line and both values. */
+	vcpu.start(guest_store_load_tags, r.gpa());
+	vcpu.run_until_done();
+}
+
+/* A mismatched load and store under TCF=sync fault with DABT_CUR/0x11 and the exact FAR. */
+TEST(mte_tags, sync_tag_check_fault_reports_esr_and_far)
+{
+	Kvm kvm;
+	require_guest_mte(kvm);
+	Vm vm = mte_vm(kvm);
+	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	vcpu.start(guest_sync_tag_fault, r.gpa());
+	vcpu.run_until_done();
+
+	for (unsigned int a = 0; a < TAGS_SYNC_ACCESSES; a++) {
+		const TagsFault f = vm.guest_var(&tags_sync_faults[a]);
+		const uint64_t addr = vm.guest_var(&tags_sync_addr[a]);
+		const bool is_store = a == TAGS_SYNC_STORE;
+
+		ktest::diag(std::string(is_store ? "store" : "load") + " at " + hex(addr) +
+			    ": ESR " + hex(f.esr) + ", FAR " + hex(f.far));
+		/* Counted cumulatively: the load's fault is the first, the store's the second. */
+		EXPECT_EQ(f.count, a + 1);
+		EXPECT_EQ(arch::esr::ec(f.esr), arch::esr::EC_DABT_CUR);
+		EXPECT_EQ(f.esr & arch::esr::DFSC_MASK, arch::esr::DFSC_TAG_CHECK);
+		EXPECT_EQ(bool(f.esr & arch::esr::WNR), is_store);
+		/*
+		 * FAR holds the faulting byte address including its logical tag
+		 * (bits 59:56, TBI); bits 63:60 are UNKNOWN for tag check faults.
+		 */
+		EXPECT_EQ(f.far & TAGS_FAR_KNOWN_MASK, addr & TAGS_FAR_KNOWN_MASK);
+	}
+	/* The faulting store did not write; the matching accesses took no fault. */
+	EXPECT_EQ(vm.guest_var(&tags_sync_data_after_store), TAGS_SYNC_GOOD_DATA);
+}
+
+/* A mismatched load under TCF=async sets TFSR_EL1.TF0 only, and it survives an exit. */
+TEST(mte_tags, async_tag_check_fault_sets_tfsr)
+{
+	Kvm kvm;
+	require_guest_mte(kvm);
+	Vm vm = mte_vm(kvm);
+	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	vcpu.start(guest_async_tag_fault, r.gpa());
+	vcpu.expect_sync(TAGS_ASYNC_FAULT_PENDING);
+	/* The guest's pending fault is in its saved TFSR_EL1 while it is out. */
+	EXPECT_EQ(vcpu.get_reg(reg::TFSR_EL1), arch::tfsr::TF0);
+	vcpu.run_until_done();
+
+	EXPECT_EQ(vm.guest_var(&tags_async_tfsr_after_match), 0);
+	/* The guest's addresses use TTBR0 (bit 55 clear), so TF0 and not TF1. */
+	EXPECT_EQ(vm.guest_var(&tags_async_tfsr_after_fault), arch::tfsr::TF0);
+	EXPECT_EQ(vm.guest_var(&tags_async_tfsr_after_exit), arch::tfsr::TF0);
+	EXPECT_EQ(vm.guest_var(&tags_faults[0]).count, 0);
+}
+
+namespace
+{
+
+/* One isolation worker's MTE state; no two workers share a value. */
+struct IsolationSetup {
+	uint64_t gcr_exclude;
+	uint64_t tcf;
+	uint64_t tfsre0;
+	uint64_t seed;
+	uint64_t tag_seed;
+};
+
+constexpr IsolationSetup ISOLATION_SYNC = {
+	.gcr_exclude = 0x00ff, /* tags 8..15 */
+	.tcf = arch::sctlr::TCF_SYNC,
+	.tfsre0 = 0,
+	.seed = 0x1234,
+	.tag_seed = 3,
+};
+
+constexpr IsolationSetup ISOLATION_ASYNC = {
+	.gcr_exclude = 0xff00, /* tags 0..7 */
+	.tcf = arch::sctlr::TCF_ASYNC,
+	.tfsre0 = arch::tfsr::TF0,
+	.seed = 0xbeef,
+	.tag_seed = 11,
+};
+
+/* Gives vCPU vcpu_id of vm its worker setup, with the page at gpa as its own. */
+void setup_worker(Vm &vm, uint32_t vcpu_id, const IsolationSetup &s, uint64_t gpa,
+		  uint64_t iterations)
+{
+	vm.guest_var(&tags_iso_params[vcpu_id]) = {
+		.gcr_exclude = s.gcr_exclude,
+		.tcf = s.tcf,
+		.tfsre0 = s.tfsre0,
+		.seed = s.seed,
+		.page = gpa,
+		.tag_seed = s.tag_seed,
+		.iterations = iterations,
+	};
+}
+
+/*
+ * The CPU a worker thread runs on in migration phase `phase`: thread 0
+ * alternates every phase, thread 1 every other phase, so the two threads
+ * share a CPU in some phases and not in others.
+ */
+int phase_cpu(const std::vector<int> &cpus, unsigned int thread, uint64_t phase)
+{
+	return cpus[(phase / (thread + 1)) % cpus.size()];
+}
+
+/*
+ * Runs a vCPU started at guest_isolation_worker to completion on the
+ * calling thread, migrating the thread between CPUs and checking through
+ * ONE_REG that KVM's saved copy of the registers is the worker's own.
+ */
+void drive_worker(Vcpu &vcpu, const IsolationSetup &s, uint64_t iterations,
+		  const std::vector<int> &cpus, unsigned int thread)
+{
+	uint64_t exits = 0;
+
+	mm::pin_to_cpu(phase_cpu(cpus, thread, 0));
+	for (;;) {
+		const Ucall u = vcpu.run();
+
+		if (u.cmd == UcallCmd::done)
+			break;
+		if (u.cmd != UcallCmd::sync || u.args[UCALL_SYNC_STAGE] != exits)
+			ktest::fail(std::source_location::current(),
+				    "vCPU " + std::to_string(vcpu.id()) + " after " +
+					    std::to_string(exits) + " exits: " + u.describe());
+		exits++;
+		if (exits % MIGRATE_EVERY_EXITS == 0)
+			mm::pin_to_cpu(phase_cpu(cpus, thread, exits / MIGRATE_EVERY_EXITS));
+		if (exits % REG_CHECK_EVERY_EXITS == 0) {
+			EXPECT_EQ(vcpu.get_reg(reg::GCR_EL1), s.gcr_exclude);
+			EXPECT_EQ(vcpu.get_reg(reg::TFSRE0_EL1), s.tfsre0);
+		}
+	}
+	EXPECT_EQ(exits, iterations);
+}
+
+void expect_worker_finished(const Vm &vm, uint32_t vcpu_id, const IsolationSetup &s,
+			    uint64_t iterations)
+{
+	const TagsIsolationStatus st = vm.guest_var(&tags_iso_status[vcpu_id]);
+	const bool sync = s.tcf == arch::sctlr::TCF_SYNC;
+
+	EXPECT_EQ(st.iterations, iterations);
+	EXPECT_EQ(st.tags_generated, iterations * TAGS_IRG_PER_ITERATION);
+	EXPECT_EQ(st.sync_faults, sync ? iterations : 0);
+	EXPECT_EQ(st.async_faults, sync ? 0 : iterations);
+}
+
+} // namespace
+
+/* Two vCPUs of one VM keep their own GCR/RGSR/TFSR/TFSRE0 and fault mode under load. */
+TEST(mte_tags, vcpus_keep_own_mte_state)
+{
+	Kvm kvm;
+	require_guest_mte(kvm);
+	Vm vm = mte_vm(kvm);
+	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, 2 * PAGE_SIZE));
+	Vcpu &v0 = vm.add_vcpu(0);
+	Vcpu &v1 = vm.add_vcpu(1);
+	const auto cpus = mm::online_cpus();
+	SegvCatcher catcher;
+
+	setup_worker(vm, 0, ISOLATION_SYNC, r.gpa(), ISOLATION_ITERATIONS);
+	setup_worker(vm, 1, ISOLATION_ASYNC, r.gpa() + PAGE_SIZE, ISOLATION_ITERATIONS);
+	v0.start(guest_isolation_worker);
+	v1.start(guest_isolation_worker);
+	run_concurrently({
+		[&] { drive_worker(v0, ISOLATION_SYNC, ISOLATION_ITERATIONS, cpus, 0); },
+		[&] { drive_worker(v1, ISOLATION_ASYNC, ISOLATION_ITERATIONS, cpus, 1); },
+	});
+	expect_worker_finished(vm, 0, ISOLATION_SYNC, ISOLATION_ITERATIONS);
+	expect_worker_finished(vm, 1, ISOLATION_ASYNC, ISOLATION_ITERATIONS);
+	/* A guest's TFSRE0_EL1.TF0 or tag faults must never reach the vCPU threads. */
+	EXPECT_EQ(segv_log.async_faults.load(), 0);
+	EXPECT_EQ(segv_log.sync_faults.load(), 0);
+}
+
+/* Two MTE VMs running at the same time keep their own MTE state. */
+TEST(mte_tags, vms_keep_own_mte_state)
+{
+	Kvm kvm;
+	require_guest_mte(kvm);
+	Vm vm_sync = mte_vm(kvm);
+	Vm vm_async = mte_vm(kvm);
+	MemRegion &r_sync = vm_sync.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
+	MemRegion &r_async = vm_async.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
+	Vcpu &v_sync = vm_sync.add_vcpu(0);
+	Vcpu &v_async = vm_async.add_vcpu(0);
+	const auto cpus = mm::online_cpus();
+	SegvCatcher catcher;
+
+	setup_worker(vm_sync, 0, ISOLATION_SYNC, r_sync.gpa(), ISOLATION_ITERATIONS);
+	setup_worker(vm_async, 0, ISOLATION_ASYNC, r_async.gpa(), ISOLATION_ITERATIONS);
+	v_sync.start(guest_isolation_worker);
+	v_async.start(guest_isolation_worker);
+	run_concurrently({
+		[&] { drive_worker(v_sync, ISOLATION_SYNC, ISOLATION_ITERATIONS, cpus, 0); },
+		[&] { drive_worker(v_async, ISOLATION_ASYNC, ISOLATION_ITERATIONS, cpus, 1); },
+	});
+	expect_worker_finished(vm_sync, 0, ISOLATION_SYNC, ISOLATION_ITERATIONS);
+	expect_worker_finished(vm_async, 0, ISOLATION_ASYNC, ISOLATION_ITERATIONS);
+	EXPECT_EQ(segv_log.async_faults.load(), 0);
+	EXPECT_EQ(segv_log.sync_faults.load(), 0);
+}
+
+/*
+ * Fresh small pages of every backing read tag 0 in every granule, also those
+ * the host wrote data into first; that data is intact for the guest.
+ */
+TEST(mte_tags, fresh_pages_read_tag_zero)
+{
+	Kvm kvm;
+	require_guest_mte(kvm);
+	/* Freed dirty-tagged pages are handed out again first on the CPU that freed them. */
+	mm::ScopedPin pin(mm::online_cpus().front());
+	Vm vm = mte_vm(kvm);
+	const Backing backings[] = {Backing::anon_private, Backing::anon_shared, Backing::memfd};
+	std::vector<MemRegion *> regions;
+
+	const auto dirtied = dirty_free_memory_tags(DIRTY_SIZE, false);
+
+	for (Backing b : backings) {
+		const uint32_t slot = TAGS_FIRST_SLOT + static_cast<uint32_t>(regions.size());
+		MemRegion &r = vm.add_region(tagged_region(slot, FIRST_TOUCH_SIZE, b));
+
+		/* Even pages exist in the host before the guest faults them. */
+		for (uint64_t page = 0; page < FIRST_TOUCH_SIZE / PAGE_SIZE; page += 2)
+			host_write_page(r, page, DATA_SEED);
+		regions.push_back(&r);
+	}
+
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	uint64_t reused = 0;
+
+	for (MemRegion *r : regions) {
+		const uint64_t n = pages_reusing(*r, dirtied);
+
+		guest_expect(vm, vcpu, r->gpa(), r->size(), TAGS_NO_PATTERN, DATA_SEED,
+			     TAGS_DATA_EVEN_PAGES, backing_name(r->spec().backing) + " region");
+		ktest::diag(backing_name(r->spec().backing) + ": " + std::to_string(n) + " of " +
+			    std::to_string(r->size() / PAGE_SIZE) +
+			    " pages reuse memory left with non-zero tags");
+		reused += n;
+		/* Everything the guest has mapped is PG_mte_tagged from now on. */
+		EXPECT_EQ(pages_not_mte_tagged(*r), 0);
+	}
+	/* Only pages that had stale tags show that KVM cleared them. */
+	EXPECT_NE(reused, 0);
+}
+
+/*
+ * A THP-backed region reads tag 0 in every granule of all 512 subpages:
+ * when the host created and wrote the THP first, when the guest's own write
+ * creates it, and when the guest only reads (the huge zero page).
+ */
+TEST(mte_tags, fresh_thp_reads_tag_zero)
+{
+	enum { HOST_FIRST, GUEST_FIRST, READ_ONLY, NR_REGIONS };
+	Kvm kvm;
+	require_guest_mte(kvm);
+	require_madvise();
+	mm::ScopedPin pin(mm::online_cpus().front());
+	Vm vm = mte_vm(kvm);
+	MemRegion *r[NR_REGIONS];
+
+	const auto dirtied = dirty_free_memory_tags(DIRTY_SIZE, true);
+
+	for (uint32_t i = 0; i < NR_REGIONS; i++)
+		r[i] = &vm.add_region(tagged_region(TAGS_FIRST_SLOT + i, THP_SIZE,
+						    Backing::anon_private, false, true));
+	for (uint64_t page = 0; page < SUBPAGES_PER_THP; page += 2)
+		host_write_page(*r[HOST_FIRST], page, DATA_SEED);
+	ASSERT_EQ(anon_huge_bytes(r[HOST_FIRST]->host()), THP_SIZE);
+
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	guest_expect(vm, vcpu, r[HOST_FIRST]->gpa(), THP_SIZE, TAGS_NO_PATTERN, DATA_SEED,
+		     TAGS_DATA_EVEN_PAGES, "THP written by the host first");
+
+	guest_write(vcpu, r[GUEST_FIRST]->gpa(), THP_SIZE, TAGS_NO_PATTERN, DATA_SEED);
+	ASSERT_EQ(anon_huge_bytes(r[GUEST_FIRST]->host()), THP_SIZE);
+	guest_expect(vm, vcpu, r[GUEST_FIRST]->gpa(), THP_SIZE, TAGS_NO_PATTERN, DATA_SEED,
+		     TAGS_DATA_ALL, "THP created by a guest write");
+
+	guest_expect(vm, vcpu, r[READ_ONLY]->gpa(), THP_SIZE, TAGS_NO_PATTERN, TAGS_NO_PATTERN,
+		     TAGS_DATA_ZERO, "THP region the guest only read");
+	uint64_t reused = 0;
+
+	for (uint32_t i = HOST_FIRST; i <= GUEST_FIRST; i++) {
+		const uint64_t n = pages_reusing(*r[i], dirtied);
+
+		ktest::diag(std::to_string(n) + " of " + std::to_string(SUBPAGES_PER_THP) +
+			    " THP subpages reuse memory left with non-zero tags");
+		reused += n;
+		/* The block mapping made every subpage PG_mte_tagged. */
+		EXPECT_EQ(pages_not_mte_tagged(*r[i]), 0);
+	}
+	/* Only pages that had stale tags show that KVM cleared them. */
+	EXPECT_NE(reused, 0);
+}
+
+/* Tags the VMM stores through its PROT_MTE mapping are what the guest's LDG reads, and back. */
+TEST(mte_tags, vmm_prot_mte_mapping_sees_guest_tags)
+{
+	constexpr uint64_t pages = 8, half = pages / 2 * PAGE_SIZE;
+	Kvm kvm;
+	require_guest_mte(kvm);
+	host_mte::TaggedAddrCtrl ctrl(host_mte::TagCheck::none, host_mte::INCLUDE_ALL);
+	Vm vm = mte_vm(kvm);
+	const Backing backings[] = {Backing::memfd, Backing::anon_shared};
+	std::vector<MemRegion *> regions;
+
+	for (Backing b : backings) {
+		const uint32_t slot = TAGS_FIRST_SLOT + static_cast<uint32_t>(regions.size());
+
+		regions.push_back(&vm.add_region(
+			tagged_region(slot, pages * PAGE_SIZE, b, /*host_prot_mte=*/true)));
+	}
+
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	for (MemRegion *r : regions) {
+		const std::string name = backing_name(r->spec().backing);
+
+		/* VMM to guest: the first half, before the guest ever touched it. */
+		for (uint64_t off = 0; off < half; off += GRANULE_SIZE)
+			host_mte::stg(host_mte::with_tag(r->host() + off,
+							 tags_pattern(TAG_SEED, r->gpa() + off)));
+		guest_expect(vm, vcpu, r->gpa(), half, TAG_SEED, TAGS_NO_PATTERN, TAGS_DATA_ZERO,
+			     name + ": tags the VMM set");
+
+		/* Guest to VMM: the second half. */
+		guest_write(vcpu, r->gpa() + half, half, OTHER_TAG_SEED, DATA_SEED);
+		expect_host_sees_tags(*r, half, half, OTHER_TAG_SEED);
+
+		/* VMM to guest again, on pages the guest has mapped already. */
+		for (uint64_t off = half; off < 2 * half; off += GRANULE_SIZE)
+			host_mte::stg(host_mte::with_tag(r->host() + off,
+							 tags_pattern(TAG_SEED, r->gpa() + off)));
+		guest_expect(vm, vcpu, r->gpa() + half, half, TAG_SEED, DATA_SEED, TAGS_DATA_ALL,
+			     name + ": tags the VMM changed under the guest");
+	}
+}
+
+namespace
+{
+
+/*
+ * The guest tags and fills a region, the host swaps it all out, then either
+ * the guest or first the VMM (reading data through its own mapping) brings
+ * it back; the guest must find every tag and data word again.
+ */
+void swap_round_trip(Backing backing, bool host_prot_mte, bool vmm_reads_first)
+{
+	Kvm kvm;
+	require_guest_mte(kvm);
+	require_madvise();
+	ASSERT_TRUE(swap_available());
+	Vm vm = mte_vm(kvm);
+	MemRegion &r =
+		vm.add_region(tagged_region(TAGS_FIRST_SLOT, SWAP_SIZE, backing, host_prot_mte));
+	Vcpu &vcpu = vm.add_vcpu(0);
+	const std::string name = backing_name(backing) +
+				 (host_prot_mte ? ", VMM maps PROT_MTE" : ", VMM maps untagged");
+
+	guest_write(vcpu, r.gpa(), SWAP_SIZE, TAG_SEED, DATA_SEED);
+	page_out(r);
+
+	if (vmm_reads_first) {
+		const auto *words = reinterpret_cast<const volatile uint64_t *>(r.host());
+		uint64_t bad = 0;
+
+		for (uint64_t i = 0; i < SWAP_SIZE / sizeof(uint64_t); i++)
+			bad += words[i] != tags_data(DATA_SEED, r.gpa() + i * sizeof(uint64_t));
+		EXPECT_EQ(bad, 0);
+		EXPECT_FALSE(region_paged_out(r));
+	}
+
+	guest_expect(vm, vcpu, r.gpa(), SWAP_SIZE, TAG_SEED, DATA_SEED, TAGS_DATA_ALL,
+		     name + ", after swap");
+	if (host_prot_mte)
+		expect_host_sees_tags(r, 0, SWAP_SIZE, TAG_SEED);
+}
+
+} // namespace
+
+/* Tags survive swap when the VMM maps guest memory without PROT_MTE. */
+TEST(mte_tags, swap_keeps_tags_untagged_vmm_mapping)
+{
+	swap_round_trip(Backing::anon_private, false, false);
+	swap_round_trip(Backing::memfd, false, false);
+}
+
+/* Tags survive swap when the VMM maps guest memory PROT_MTE, and the VMM sees them too. */
+TEST(mte_tags, swap_keeps_tags_prot_mte_vmm_mapping)
+{
+	swap_round_trip(Backing::anon_private, true, false);
+	swap_round_trip(Backing::memfd, true, false);
+}
+
+/* Pages swapped in by the VMM's untagged mapping get their saved tags back. */
+TEST(mte_tags, swap_in_by_untagged_vmm_access_keeps_tags)
+{
+	swap_round_trip(Backing::anon_private, false, true);
+	swap_round_trip(Backing::memfd, false, true);
+}
+
+/* Splitting a guest THP into 4 KiB pages keeps the tags of every remaining subpage. */
+TEST(mte_tags, thp_split_keeps_tags)
+{
+	Kvm kvm;
+	require_guest_mte(kvm);
+	require_madvise();
+	Vm vm = mte_vm(kvm);
+	MemRegion &r = vm.add_region(
+		tagged_region(TAGS_FIRST_SLOT, THP_SIZE, Backing::anon_private, false, true));
+	Vcpu &vcpu = vm.add_vcpu(0);
+	const uint64_t zapped = SPLIT_ZAPPED_SUBPAGE * PAGE_SIZE;
+	uint64_t compound = 0;
+
+	guest_write(vcpu, r.gpa(), THP_SIZE, TAG_SEED, DATA_SEED);
+	ASSERT_EQ(anon_huge_bytes(r.host()), THP_SIZE);
+
+	/* Unmapping one subpage splits the PMD; MADV_COLD then splits the page itself. */
+	check(make_result("madvise(MADV_DONTNEED)",
+			  madvise(r.host() + zapped, PAGE_SIZE, MADV_DONTNEED)));
+	check(make_result("madvise(MADV_COLD)", madvise(r.host(), THP_SIZE, MADV_COLD)));
+
+	const auto info = mm::page_info(r.host(), THP_SIZE);
+
+	for (uint64_t i = 0; i < SUBPAGES_PER_THP; i++) {
+		if (i == SPLIT_ZAPPED_SUBPAGE)
+			continue;
+		ASSERT_TRUE(info[i].present);
+
+		const uint64_t flags = mm::kpageflags(info[i].pfn);
+
+		compound += (flags >> mm::kpf::THP | flags >> mm::kpf::COMPOUND_HEAD |
+			     flags >> mm::kpf::COMPOUND_TAIL) &
+			    1;
+	}
+	ASSERT_EQ(compound, 0);
+
+	guest_expect(vm, vcpu, r.gpa(), zapped, TAG_SEED, DATA_SEED, TAGS_DATA_ALL,
+		     "subpages before the unmapped one");
+	guest_expect(vm, vcpu, r.gpa() + zapped + PAGE_SIZE, THP_SIZE - zapped - PAGE_SIZE,
+		     TAG_SEED, DATA_SEED, TAGS_DATA_ALL, "subpages after the unmapped one");
+	guest_expect(vm, vcpu, r.gpa() + zapped, PAGE_SIZE, TAGS_NO_PATTERN, TAGS_NO_PATTERN,
+		     TAGS_DATA_ZERO, "the unmapped subpage, faulted in again");
+}
+
+/* Memory compaction migrates guest pages together with their tags. */
+TEST(mte_tags, compaction_keeps_tags)
+{
+	Kvm kvm;
+	require_guest_mte(kvm);
+	Vm vm = mte_vm(kvm);
+	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, COMPACT_SIZE));
+	Vcpu &vcpu = vm.add_vcpu(0);
+	uint64_t moved = 0;
+
+	guest_write(vcpu, r.gpa(), COMPACT_SIZE, TAG_SEED, DATA_SEED);
+
+	const auto before = mm::page_info(r.host(), COMPACT_SIZE);
+	/*
+	 * Compaction moves pages from the bottom of the zone into partly used
+	 * pageblocks at the top, never into wholly free ones, and stops where
+	 * the two meet. Pages allocated right after the guest's and then half
+	 * freed give it such targets above the guest's pages.
+	 */
+	Mapping spread =
+		Mapping::map("mmap(spread)", nullptr, COMPACT_SPREAD_SIZE, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+	for (uint64_t off = 0; off < COMPACT_SPREAD_SIZE; off += COMPACT_PAGEBLOCK_SIZE)
+		check(make_result("munmap", munmap(static_cast<uint8_t *>(spread.get()) + off,
+						   COMPACT_PAGEBLOCK_SIZE / 2)));
+
+	for (unsigned int i = 0; i < COMPACT_ATTEMPTS && !moved; i++) {
+		mm::write_file("/proc/sys/vm/compact_memory", "1");
+
+		const auto after = mm::page_info(r.host(), COMPACT_SIZE);
+
+		for (size_t p = 0; p < after.size(); p++)
+			moved += after[p].present && after[p].pfn != before[p].pfn;
+	}
+	ktest::diag("compaction moved " + std::to_string(moved) + " of " +
+		    std::to_string(before.size()) + " guest pages");
+	/* Without migration the test would prove nothing. */
+	ASSERT_NE(moved, 0);
+
+	guest_expect(vm, vcpu, r.gpa(), COMPACT_SIZE, TAG_SEED, DATA_SEED, TAGS_DATA_ALL,
+		     "after compaction");
+}
+
+namespace
+{
+
+/* Waits for ksmd to finish `scans` more full scans of all mergeable memory. */
+void wait_ksm_scans(unsigned int scans)
+{
+	const std::string path = std::string(KSM_DIR) + "full_scans";
+	const uint64_t target = mm::read_number(path) + scans;
+	const auto deadline = std::chrono::steady_clock::now() + KSM_TIMEOUT;
+
+	while (mm::read_number(path) < target) {
+		if (std::chrono::steady_clock::now() > deadline)
+			ktest::fail(std::source_location::current(),
+				    "ksmd did not complete its scans in time");
+		std::this_thread::sleep_for(KSM_POLL);
+	}
+}
+
+uint64_t ksm_counter(const char *name)
+{
+	return mm::read_number(std::string(KSM_DIR) + name);
+}
+
+} // namespace
+
+/*
+ * KSM never merges an MTE guest's pages, however identical their data, while
+ * the same pages of a guest without MTE are merged (the positive control).
+ */
+TEST(mte_tags, ksm_never_merges_tagged_pages)
+{
+	constexpr uint64_t size = KSM_PAGES * PAGE_SIZE, half = size / 2;
+	Kvm kvm;
+	require_guest_mte(kvm);
+	require_madvise();
+	Vm vm = mte_vm(kvm);
+	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, size));
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	/* Same data everywhere: tagged by the guest in one half, all tags 0 in the other. */
+	vcpu.start(guest_fill_identical, r.gpa(), half, KSM_WORD, TAG_SEED);
+	vcpu.run_until_done();
+	vcpu.start(guest_fill_identical, r.gpa() + half, half, KSM_WORD, TAGS_NO_PATTERN);
+	vcpu.run_until_done();
+	check(make_result("madvise(MADV_MERGEABLE)", madvise(r.host(), size, MADV_MERGEABLE)));
+
+	mm::ScopedSetting to_scan(std::string(KSM_DIR) + "pages_to_scan", KSM_PAGES_TO_SCAN);
+	mm::ScopedSetting sleep(std::string(KSM_DIR) + "sleep_millisecs", KSM_SLEEP_MS);
+	mm::ScopedSetting run(std::string(KSM_DIR) + "run", KSM_RUN);
+
+	wait_ksm_scans(KSM_FULL_SCANS);
+	EXPECT_EQ(ksm_counter("pages_shared"), 0);
+	EXPECT_EQ(ksm_counter("pages_sharing"), 0);
+
+	/* Positive control: the very same pages without MTE do get merged. */
+	Vm plain(kvm);
+	RegionSpec spec = tagged_region(TAGS_FIRST_SLOT, size);
+
+	spec.stage1.attr = Stage1::normal;
+
+	MemRegion &pr = plain.add_region(spec);
+	Vcpu &pv = plain.add_vcpu(0);
+
+	pv.start(guest_fill_identical, pr.gpa(), size, KSM_WORD, TAGS_NO_PATTERN);
+	pv.run_until_done();
+	check(make_result("madvise(MADV_MERGEABLE)", madvise(pr.host(), size, MADV_MERGEABLE)));
+	wait_ksm_scans(KSM_FULL_SCANS);
+	/* One KSM page for all control pages, and none of the MTE guest's joined it. */
+	EXPECT_EQ(ksm_counter("pages_shared"), 1);
+	EXPECT_EQ(ksm_counter("pages_sharing"), KSM_PAGES - 1);
+
+	guest_expect(vm, vcpu, r.gpa(), half, TAG_SEED, KSM_WORD, TAGS_DATA_CONSTANT,
+		     "MTE guest pages the guest tagged");
+	guest_expect(vm, vcpu, r.gpa() + half, half, TAGS_NO_PATTERN, KSM_WORD, TAGS_DATA_CONSTANT,
+		     "MTE guest pages with all tags 0");
+	mm::write_file(std::string(KSM_DIR) + "run", KSM_UNMERGE);
+}
+
+namespace
+{
+
+/* Enters the kernel, where a pending asynchronous tag check fault of this thread is noticed. */
+void enter_kernel()
+{
+	syscall(SYS_getppid);
+}
+
+/* What the host thread found wrong, counted rather than reported one by one. */
+struct HostChecks {
+	uint64_t foreign_tags = 0;  /* IRG tag outside the host's include mask */
+	uint64_t first_foreign = 0; /* ... the first such tag */
+	uint64_t bad_sync = 0;	    /* mismatch without exactly one SEGV_MTESERR at its address */
+	uint64_t spurious_sync = 0; /* SEGV_MTESERR on a matching access */
+	uint64_t async_seen = 0;    /* rounds with a SEGV_MTEAERR where none was due */
+};
+
+/*
+ * One round of the host's own MTE use in sync mode on its PROT_MTE buffer:
+ * IRG honours its include mask, a matching load passes, a mismatched load
+ * raises SEGV_MTESERR at the (untagged) faulting address.
+ */
+void host_sync_round(uint8_t *buf, uint64_t round, HostChecks &c)
+{
+	uint8_t *granule = buf + round % GRANULES_PER_PAGE * GRANULE_SIZE;
+	void *tagged = nullptr;
+
+	for (uint64_t k = 0; k < HOST_IRG_PER_ROUND; k++) {
+		tagged = host_mte::irg(granule);
+
+		const uint64_t tag = host_mte::tag_of(tagged);
+
+		if (!((HOST_INCLUDE >> tag) & 1) && !c.foreign_tags++)
+			c.first_foreign = tag;
+	}
+	host_mte::stg(tagged);
+
+	const uint64_t before = segv_log.sync_faults;
+
+	host_mte::load(tagged);
+	if (segv_log.sync_faults != before)
+		c.spurious_sync++;
+	host_mte::load(host_mte::with_tag(granule, host_mte::tag_of(tagged) ^ OTHER_TAG));
+	if (segv_log.sync_faults != before + 1 ||
+	    segv_log.last_sync_addr != reinterpret_cast<uint64_t>(granule))
+		c.bad_sync++;
+}
+
+/* Both guests fault asynchronously and keep TFSRE0_EL1.TF0 set all along. */
+constexpr IsolationSetup HOST_TEST_REMOTE_GUEST = {
+	.gcr_exclude = GUEST_REMOTE_EXCLUDE,
+	.tcf = arch::sctlr::TCF_ASYNC,
+	.tfsre0 = arch::tfsr::TF0,
+	.seed = 0x7777,
+	.tag_seed = 5,
+};
+
+constexpr IsolationSetup HOST_TEST_LOCAL_GUEST = {
+	.gcr_exclude = GUEST_LOCAL_EXCLUDE,
+	.tcf = arch::sctlr::TCF_ASYNC,
+	.tfsre0 = arch::tfsr::TF0,
+	.seed = 0x4321,
+	.tag_seed = 9,
+};
+
+} // namespace
+
+/*
+ * A host thread using MTE itself (sync, then async mode, its own include
+ * mask) always sees exactly its own behaviour, while MTE guests with other
+ * masks and pending asynchronous faults run on the other CPU and, between
+ * its rounds, on its own thread.
+ */
+TEST(mte_tags, host_mte_unaffected_by_guests)
+{
+	Kvm kvm;
+	require_guest_mte(kvm);
+	ASSERT_TRUE(host_mte::supported());
+	const auto cpus = mm::online_cpus();
+	Vm remote = mte_vm(kvm);
+	Vm local = mte_vm(kvm);
+	MemRegion &rr = remote.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
+	MemRegion &lr = local.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
+	Vcpu &rv = remote.add_vcpu(0);
+	Vcpu &lv = local.add_vcpu(0);
+	const IsolationSetup &remote_setup = HOST_TEST_REMOTE_GUEST;
+	const IsolationSetup &local_setup = HOST_TEST_LOCAL_GUEST;
+	SegvCatcher catcher;
+	HostChecks c;
+
+	setup_worker(remote, 0, remote_setup, rr.gpa(), REMOTE_ITERATIONS);
+	setup_worker(local, 0, local_setup, lr.gpa(), 2 * HOST_ROUNDS);
+	rv.start(guest_isolation_worker);
+	lv.start(guest_isolation_worker);
+
+	auto host = [&] {
+		Mapping buf = Mapping::map("mmap(PROT_MTE)", nullptr, PAGE_SIZE,
+					   PROT_READ | PROT_WRITE | PROT_MTE,
+					   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		auto *p = static_cast<uint8_t *>(buf.get());
+		host_mte::TaggedAddrCtrl ctrl(host_mte::TagCheck::sync, HOST_INCLUDE);
+		uint64_t exits = 0;
+		auto run_local = [&] {
+			lv.expect_sync(exits++);
+			if (exits % MIGRATE_EVERY_EXITS == 0)
+				mm::pin_to_cpu(phase_cpu(cpus, 0, exits / MIGRATE_EVERY_EXITS));
+		};
+
+		mm::pin_to_cpu(phase_cpu(cpus, 0, 0));
+		for (uint64_t round = 0; round < HOST_ROUNDS; round++) {
+			host_sync_round(p, round, c);
+			run_local();
+		}
+
+		/* Async mode: guest faults and TFSRE0 must never show up as the host's. */
+		ctrl.set(host_mte::TagCheck::async, HOST_INCLUDE);
+		host_mte::stg(host_mte::with_tag(p, HOST_ASYNC_TAG));
+		for (uint64_t round = 0; round < HOST_ROUNDS; round++) {
+			const uint64_t before = segv_log.async_faults;
+
+			run_local();
+			host_mte::load(host_mte::with_tag(p, HOST_ASYNC_TAG));
+			enter_kernel();
+			c.async_seen += segv_log.async_faults != before;
+		}
+		lv.run_until_done();
+
+		/* Positive control: the host's own asynchronous fault is reported. */
+		host_mte::load(host_mte::with_tag(p, HOST_ASYNC_TAG ^ OTHER_TAG));
+		enter_kernel();
+	};
+	auto guest = [&] { drive_worker(rv, remote_setup, REMOTE_ITERATIONS, cpus, 1); };
+
+	run_concurrently({host, guest});
+
+	EXPECT_EQ(c.foreign_tags, 0);
+	if (c.foreign_tags)
+		add_failure("host IRG generated excluded tag " + std::to_string(c.first_foreign));
+	EXPECT_EQ(c.spurious_sync, 0);
+	EXPECT_EQ(c.bad_sync, 0);
+	EXPECT_EQ(segv_log.sync_faults.load(), HOST_ROUNDS);
+	EXPECT_EQ(c.async_seen, 0);
+	EXPECT_EQ(segv_log.async_faults.load(), 1);
+	expect_worker_finished(remote, 0, remote_setup, REMOTE_ITERATIONS);
+	expect_worker_finished(local, 0, local_setup, 2 * HOST_ROUNDS);
+}
