@@ -18,6 +18,11 @@ cp "$bb" "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 cp "$TOP/tooling/initramfs/init" "$root/init"
 chmod 755 "$root/init"
+# kselftest's runner enforces the per-test timeout of the "settings" file
+# with /usr/bin/timeout --foreground, an option busybox does not take.
+mkdir -p "$root/usr/bin"
+cp "$TOP/tooling/initramfs/timeout" "$root/usr/bin/timeout"
+chmod 755 "$root/usr/bin/timeout"
 cp -a "$inst" "$root/kselftest"
 (cd "$root" && find . -print0 | LC_ALL=C sort -z |
 	cpio --null -o -H newc --owner=0:0 --quiet) >"$out.tmp"

@@ -8,22 +8,16 @@
  * the tags as part of the page's content and never loses them.
  */
 
-#include <linux/hugetlb.h>
 #include <linux/kvm_host.h>
 #include <linux/mm.h>
 
 #include <asm/kvm_mte.h>
 #include <asm/mte.h>
 
-/*
- * Only memory whose tags the host preserves can back an MTE guest. hugetlbfs
- * does not: its pages keep PG_mte_tagged when they go back to the pool,
- * which would hand one guest's tags to the next user of the page, and the
- * host never syncs tags for huge ptes.
- */
+/* Only memory whose tags the host preserves can back an MTE guest. */
 bool kvm_vma_mte_allowed(struct vm_area_struct *vma)
 {
-	return (vma->vm_flags & VM_MTE_ALLOWED) && !is_vm_hugetlb_page(vma);
+	return vma->vm_flags & VM_MTE_ALLOWED;
 }
 
 /*
@@ -40,6 +34,16 @@ void kvm_mte_sanitise_pages(kvm_pfn_t pfn, unsigned long size)
 	/* The zero page's tags were cleared at boot; it is not ours to flag. */
 	if (is_zero_pfn(pfn))
 		return;
+
+	/*
+	 * A THP or hugetlb page is tagged as a whole however little of it is
+	 * mapped, see mte_ensure_compound_tags(). That includes the huge zero
+	 * page, whose tags nobody cleared before.
+	 */
+	if (PageCompound(page)) {
+		mte_ensure_compound_tags(page);
+		return;
+	}
 
 	for (i = 0; i < nr_pages; i++, page++)
 		mte_ensure_page_tags(page);

@@ -41,12 +41,16 @@ extern "C" void guest_ucall(UcallCmd cmd, const char *msg, const char *file, uin
 
 extern "C" void guest_sync(uint64_t stage)
 {
-	guest_ucall(UcallCmd::sync, nullptr, nullptr, 0, &stage, 1);
+	const uint64_t args[] = {stage};
+
+	guest_ucall(UcallCmd::sync, nullptr, nullptr, 0, args, 1);
 }
 
 extern "C" void guest_print(const char *msg, uint64_t value)
 {
-	guest_ucall(UcallCmd::print, msg, nullptr, 0, &value, 1);
+	const uint64_t args[] = {value};
+
+	guest_ucall(UcallCmd::print, msg, nullptr, 0, args, 1);
 }
 
 /* Terminal ucalls repeat forever, so re-running a finished vCPU is harmless. */
