@@ -129,6 +129,29 @@ constexpr uint64_t mte_cap_granule_tag(uint64_t page, uint64_t granule)
 	return (page * MTE_CAP_TAGGED_GRANULES_PER_PAGE + granule) % arch::mte::TAG_MASK + 1;
 }
 
+/* The 4 KiB pages of a 2 MiB hugetlb page. */
+constexpr uint64_t MTE_CAP_HUGE_PAGES = arch::BLOCK_SIZE_2M / arch::PAGE_SIZE;
+
+/*
+ * Page stride of guest_scan_huge_tags() that samples the first and the last
+ * 4 KiB page of a 2 MiB page and six in between (7 * 73 == 511).
+ */
+constexpr uint64_t MTE_CAP_HUGE_SAMPLE_STRIDE = 73;
+static_assert((MTE_CAP_HUGE_PAGES - 1) % MTE_CAP_HUGE_SAMPLE_STRIDE == 0);
+
+/* guest_scan_huge_tags() over every page. */
+constexpr uint64_t MTE_CAP_HUGE_EVERY_PAGE = 1;
+
+/*
+ * Tag guest_scan_huge_tags() stores in the granule at byte offset off of the
+ * scanned region: never 0, and shifted by one from one page to the next
+ * (256 granules per page), so a page's tags differ from its neighbours'.
+ */
+constexpr uint64_t mte_cap_huge_tag(uint64_t off)
+{
+	return off / arch::mte::GRANULE_SIZE % arch::mte::TAG_MASK + 1;
+}
+
 /* Pattern the host writes into memory that guest_read_word() reads back. */
 constexpr uint64_t MTE_CAP_HOST_WORD = 0x6d74'6563'6170'0001;
 
@@ -141,6 +164,7 @@ void guest_wait_for_injected_abort(bool has_mte);
 void guest_dc_tag_set_way();
 void guest_tag_region(uint64_t base, uint64_t size);
 void guest_read_word(const uint64_t *addr);
+void guest_scan_huge_tags(uint64_t base, uint64_t size, uint64_t page_stride, bool store);
 
 /* ID_AA64PFR1_EL1 as the guest's mrs returned it. */
 extern uint64_t mte_cap_guest_pfr1;
@@ -157,4 +181,11 @@ extern uint64_t mte_cap_abort_spsr;
 extern uint64_t mte_cap_abort_tco;
 /* The word guest_read_word() loaded. */
 extern uint64_t mte_cap_word;
+/* What guest_scan_huge_tags() found: granules whose tag was not 0 at first, */
+extern uint64_t mte_cap_nonzero_granules;
+/* the first of them and its tag, */
+extern uint64_t mte_cap_first_nonzero_addr;
+extern uint64_t mte_cap_first_nonzero_tag;
+/* and the granules that did not read back the tag it stored. */
+extern uint64_t mte_cap_mismatched_granules;
 }

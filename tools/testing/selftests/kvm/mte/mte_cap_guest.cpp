@@ -5,7 +5,8 @@
  * tag set/way maintenance instructions while recording whatever exception
  * they take, exchanges register values with the host across exits, waits
  * for an exception the host makes KVM inject, and stores and loads
- * allocation tags in a data memslot.
+ * allocation tags in a data memslot, including every granule of a 2 MiB
+ * hugetlb page.
  */
 #include "lib/guest/runtime.hpp"
 #include "mte_cap.hpp"
@@ -19,6 +20,10 @@ uint64_t mte_cap_abort_esr;
 uint64_t mte_cap_abort_spsr;
 uint64_t mte_cap_abort_tco;
 uint64_t mte_cap_word;
+uint64_t mte_cap_nonzero_granules;
+uint64_t mte_cap_first_nonzero_addr;
+uint64_t mte_cap_first_nonzero_tag;
+uint64_t mte_cap_mismatched_granules;
 
 /* The asm below names MTE registers and instructions, which need the extension. */
 #define MEMTAG ".arch_extension memtag\n\t"
@@ -258,4 +263,36 @@ extern "C" void guest_tag_region(uint64_t base, uint64_t size)
 extern "C" void guest_read_word(const uint64_t *addr)
 {
 	mte_cap_word = *reinterpret_cast<const volatile uint64_t *>(addr);
+}
+
+/*
+ * Visits every granule of the pages base + k * page_stride * PAGE_SIZE in
+ * [base, base + size): counts those whose tag is not 0, then, if store,
+ * gives each its mte_cap_huge_tag() and counts those that do not read it
+ * back. The host judges the counts, so one run reports every granule.
+ */
+extern "C" void guest_scan_huge_tags(uint64_t base, uint64_t size, uint64_t page_stride, bool store)
+{
+	const uint64_t step = page_stride * arch::PAGE_SIZE;
+	const uint64_t end = base + size;
+
+	for (uint64_t page = base; page < end; page += step) {
+		for (uint64_t off = 0; off < arch::PAGE_SIZE; off += arch::mte::GRANULE_SIZE) {
+			const uint64_t tag = load_tag(page + off);
+
+			if (tag && !mte_cap_nonzero_granules++) {
+				mte_cap_first_nonzero_addr = page + off;
+				mte_cap_first_nonzero_tag = tag;
+			}
+		}
+	}
+	if (!store)
+		return;
+	for (uint64_t page = base; page < end; page += step)
+		for (uint64_t off = 0; off < arch::PAGE_SIZE; off += arch::mte::GRANULE_SIZE)
+			store_tag(page + off, mte_cap_huge_tag(page - base + off));
+	for (uint64_t page = base; page < end; page += step)
+		for (uint64_t off = 0; off < arch::PAGE_SIZE; off += arch::mte::GRANULE_SIZE)
+			mte_cap_mismatched_granules +=
+				load_tag(page + off) != mte_cap_huge_tag(page - base + off);
 }

@@ -7,7 +7,12 @@
  * registers, the tag set/way maintenance instructions, PSTATE.TCO on an
  * exception KVM injects), the registers' ONE_REG interface and their
  * per-vCPU switching on every entry and exit, and which memory may back the
- * memslots of an MTE VM.
+ * memslots of an MTE VM: anonymous, shmem and memfd memory and anonymous
+ * hugetlb pages (each of whose 4 KiB pages gets zeroed tags, and whose tags
+ * do not survive the page's return to the hugetlb pool, for the next VM or
+ * host process that gets it), but not a ramfs file or a VM_PFNMAP mapping
+ * of /dev/mem, including a /dev/mem memslot created before MTE was enabled,
+ * which 5.10 maps into stage 2 at once and which must fault afterwards.
  *
  * Every rule is also checked from the other side: a VM without MTE, and a
  * host without it (QEMU mte=off), must keep 5.10's behaviour, so those
@@ -17,9 +22,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <fcntl.h>
+#include <fstream>
 #include <optional>
 #include <sched.h>
 #include <source_location>
+#include <sstream>
 #include <string>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -28,7 +35,9 @@
 #include <vector>
 
 #include "lib/arch.hpp"
+#include "lib/host_mte.hpp"
 #include "lib/kvm.hpp"
+#include "lib/mm_probe.hpp"
 #include "lib/test.hpp"
 #include "lib/vcpu_state.hpp"
 #include "mte_cap.hpp"
@@ -75,6 +84,19 @@ constexpr unsigned int RACE_MAX_REPORTS = 5;
 constexpr uint64_t MIGRATION_ROUNDS = 32;
 
 constexpr const char *NR_HUGEPAGES_PATH = "/proc/sys/vm/nr_hugepages";
+constexpr const char *MEMINFO_HUGEPAGES_FREE = "HugePages_Free:";
+
+/*
+ * Physical memory /dev/mem may map under STRICT_DEVMEM (not RAM, not claimed
+ * by a driver): QEMU virt's pflash0 at physical 0 (64 MiB), unused because
+ * the test bed boots with -kernel and no -bios. Read only, never written: a
+ * write would be a flash command.
+ */
+constexpr const char *DEVMEM_PATH = "/dev/mem";
+constexpr off_t DEVMEM_FLASH_PHYS = 0;
+constexpr uint64_t DEVMEM_SIZE = DATA_SIZE;
+/* /proc/<pid>/smaps VmFlags mnemonic of VM_PFNMAP. */
+constexpr const char *SMAPS_PFNMAP_FLAG = "pf";
 
 bool host_has_mte()
 {
@@ -334,11 +356,203 @@ private:
 	long saved_;
 };
 
-Mapping map_hugetlb()
+/* HugePages_Free of /proc/meminfo. */
+long free_huge_pages()
+{
+	std::ifstream meminfo("/proc/meminfo");
+	std::string line;
+
+	/* "Key:   value [kB]" per line. */
+	while (std::getline(meminfo, line)) {
+		std::istringstream fields(line);
+		std::string key;
+		long value;
+
+		if (fields >> key >> value && key == MEMINFO_HUGEPAGES_FREE)
+			return value;
+	}
+	ktest::fail(std::source_location::current(),
+		    std::string("no ") + MEMINFO_HUGEPAGES_FREE + " in /proc/meminfo");
+}
+
+/* One 2 MiB huge page; extra_prot is PROT_MTE for a tagged host mapping. */
+Mapping map_hugetlb(int extra_prot = 0)
 {
 	return Mapping::map("mmap(MAP_HUGETLB)", nullptr, arch::BLOCK_SIZE_2M,
-			    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1,
-			    0);
+			    PROT_READ | PROT_WRITE | extra_prot,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+}
+
+/* Physical frame of the resident page at addr (pagemap shows PFNs to root only). */
+uint64_t resident_pfn(const void *addr, const std::string &what)
+{
+	const mm::PageInfo info = mm::page_info(addr, arch::PAGE_SIZE).front();
+
+	if (!info.present)
+		ktest::fail(std::source_location::current(), what + " is not resident");
+	if (!info.pfn)
+		ktest::fail(std::source_location::current(),
+			    "/proc/self/pagemap hides the PFN of " + what + " (not root?)");
+	return info.pfn;
+}
+
+/* 4 KiB pages of the 2 MiB page at head_pfn whose PG_mte_tagged is set. */
+uint64_t huge_subpages_flagged(uint64_t head_pfn)
+{
+	uint64_t n = 0;
+
+	for (uint64_t i = 0; i < MTE_CAP_HUGE_PAGES; i++)
+		n += (mm::kpageflags(head_pfn + i) >> mm::kpf::ARCH_2) & 1;
+	return n;
+}
+
+/* What a scan of a 2 MiB page found, see guest_scan_huge_tags(). */
+struct HugeScan {
+	uint64_t nonzero;
+	/* Offset into the page of the first granule with a non-zero tag. */
+	uint64_t first_off;
+	uint64_t first_tag;
+	uint64_t mismatched;
+};
+
+/* Maps the 2 MiB data slot tagged in the guest and scans it with one vCPU. */
+HugeScan run_huge_scan(Vm &vm, uint64_t page_stride, bool store)
+{
+	vm.map(MTE_CAP_DATA_GPA, MTE_CAP_DATA_GPA, arch::BLOCK_SIZE_2M,
+	       MapOptions{.attr = Stage1::tagged});
+
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	vcpu.start(guest_scan_huge_tags, MTE_CAP_DATA_GPA, arch::BLOCK_SIZE_2M, page_stride, store);
+	/* EL1 tag loads and stores need SCTLR_EL1.ATA; tag checks stay off. */
+	vcpu.set_reg(reg::SCTLR_EL1, arch::sctlr::GUEST_DEFAULT | arch::sctlr::ATA);
+	vcpu.run_until_done();
+	return {
+		.nonzero = vm.guest_var(&mte_cap_nonzero_granules),
+		.first_off = vm.guest_var(&mte_cap_first_nonzero_addr) - MTE_CAP_DATA_GPA,
+		.first_tag = vm.guest_var(&mte_cap_first_nonzero_tag),
+		.mismatched = vm.guest_var(&mte_cap_mismatched_granules),
+	};
+}
+
+/*
+ * The scan found every granule with tag 0. After a previous owner of the
+ * page stored mte_cap_huge_tag() everywhere, say whether that is what leaked.
+ */
+void expect_zero_tags(const HugeScan &scan, const std::string &who, bool after_previous_owner,
+		      std::source_location loc = std::source_location::current())
+{
+	std::string msg;
+
+	if (!scan.nonzero)
+		return;
+	msg = who + " found " + std::to_string(scan.nonzero) +
+	      " granules with a non-zero tag, the first at offset " + hex(scan.first_off) +
+	      " with tag " + std::to_string(scan.first_tag);
+	if (after_previous_owner)
+		msg += " (the previous owner stored " +
+		       std::to_string(mte_cap_huge_tag(scan.first_off)) + " there)";
+	ktest::record_failure(loc, msg);
+}
+
+/* guest_scan_huge_tags() of every page, run by the host on its PROT_MTE mapping. */
+HugeScan host_scan_huge_tags(uint8_t *base, bool store)
+{
+	using namespace host_mte;
+	HugeScan scan = {};
+
+	for (uint64_t off = 0; off < arch::BLOCK_SIZE_2M; off += arch::mte::GRANULE_SIZE) {
+		const uint64_t tag = ldg(base + off);
+
+		if (tag && !scan.nonzero++) {
+			scan.first_off = off;
+			scan.first_tag = tag;
+		}
+	}
+	if (!store)
+		return scan;
+	for (uint64_t off = 0; off < arch::BLOCK_SIZE_2M; off += arch::mte::GRANULE_SIZE)
+		stg(with_tag(base + off, mte_cap_huge_tag(off)));
+	for (uint64_t off = 0; off < arch::BLOCK_SIZE_2M; off += arch::mte::GRANULE_SIZE)
+		scan.mismatched += ldg(base + off) != mte_cap_huge_tag(off);
+	return scan;
+}
+
+/* Tells whether the kernel forgot the tags of the huge page freed to the pool. */
+void diag_pool_page_flags(uint64_t head_pfn)
+{
+	ktest::diag("back in the pool, " + std::to_string(huge_subpages_flagged(head_pfn)) +
+		    " of " + std::to_string(MTE_CAP_HUGE_PAGES) +
+		    " pages of the huge page still have PG_mte_tagged");
+}
+
+/* The VmFlags mnemonics of the vma holding addr, from /proc/self/smaps. */
+std::vector<std::string> vma_flags(const void *addr)
+{
+	const uint64_t a = reinterpret_cast<uint64_t>(addr);
+	std::ifstream smaps("/proc/self/smaps");
+	std::string line;
+	bool inside = false;
+
+	while (std::getline(smaps, line)) {
+		uint64_t start, end;
+		char dash;
+
+		/* A vma header starts "start-end perms ..."; field lines start with a name. */
+		if (std::sscanf(line.c_str(), "%lx%c%lx", &start, &dash, &end) == 3 &&
+		    dash == '-') {
+			inside = start <= a && a < end;
+			continue;
+		}
+		if (!inside || line.rfind("VmFlags:", 0) != 0)
+			continue;
+
+		std::istringstream words(line.substr(std::string("VmFlags:").size()));
+		std::vector<std::string> flags;
+		std::string w;
+
+		while (words >> w)
+			flags.push_back(w);
+		return flags;
+	}
+	ktest::fail(std::source_location::current(),
+		    "no VmFlags in /proc/self/smaps for " + hex(a));
+}
+
+/*
+ * DEVMEM_SIZE bytes of QEMU's flash mapped through /dev/mem: a VM_PFNMAP
+ * mapping. The test bed promises CONFIG_DEVMEM, so not getting one fails
+ * the test, naming the cause.
+ */
+Mapping map_devmem(std::source_location loc = std::source_location::current())
+{
+	const int raw = open(DEVMEM_PATH, O_RDWR | O_SYNC | O_CLOEXEC);
+
+	if (raw < 0)
+		ktest::fail(loc, std::string("cannot open ") + DEVMEM_PATH + ": " +
+					 errno_name(errno) +
+					 " (the test bed promises CONFIG_DEVMEM=y)");
+
+	FileDesc fd(raw);
+	void *p = mmap(nullptr, DEVMEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(),
+		       DEVMEM_FLASH_PHYS);
+
+	if (p == MAP_FAILED)
+		ktest::fail(loc, std::string("mmap of ") + DEVMEM_PATH + " at physical " +
+					 hex(DEVMEM_FLASH_PHYS) + ": " + errno_name(errno) +
+					 " (STRICT_DEVMEM refused QEMU's flash?)");
+
+	Mapping map(p, DEVMEM_SIZE);
+	const std::vector<std::string> flags = vma_flags(p);
+	bool pfnmap = false;
+
+	for (const std::string &f : flags)
+		pfnmap |= f == SMAPS_PFNMAP_FLAG;
+	if (!pfnmap)
+		ktest::fail(loc, std::string("the mapping of ") + DEVMEM_PATH +
+					 " is not VM_PFNMAP (no '" + SMAPS_PFNMAP_FLAG +
+					 "' in its smaps VmFlags)");
+	return map;
 }
 
 SysResult set_data_slot(Vm &vm, void *host, uint64_t size)
@@ -935,8 +1149,12 @@ TEST(mte_cap, ramfs_slot_accepted_without_mte)
 	expect_guest_reads_data_slot(vm, map.get(), DATA_SIZE);
 }
 
-/* A MAP_HUGETLB mapping is refused as a memslot of an MTE VM with EINVAL. */
-TEST(mte_cap, hugetlb_slot_refused_on_mte_vm)
+/*
+ * An anonymous hugetlb page backs an MTE memslot: the guest finds tag 0 in
+ * every granule of pages across it, can set tags, and all 512 of its 4 KiB
+ * pages are flagged tagged although the guest touched only eight.
+ */
+TEST(mte_cap, hugetlb_slot_accepted_on_mte_vm)
 {
 	Kvm kvm;
 
@@ -946,7 +1164,94 @@ TEST(mte_cap, hugetlb_slot_refused_on_mte_vm)
 	Mapping map = map_hugetlb();
 	Vm vm = make_mte_vm(kvm);
 
-	EXPECT_THAT(set_data_slot(vm, map.get(), map.size()), SyscallFailsWithErrno(EINVAL));
+	ASSERT_THAT(set_data_slot(vm, map.get(), map.size()), SyscallSucceeds());
+
+	const HugeScan scan = run_huge_scan(vm, MTE_CAP_HUGE_SAMPLE_STRIDE, true);
+
+	expect_zero_tags(scan, "the guest", false);
+	EXPECT_EQ(scan.mismatched, 0);
+	EXPECT_EQ(huge_subpages_flagged(resident_pfn(map.get(), "the huge page")),
+		  MTE_CAP_HUGE_PAGES);
+}
+
+/*
+ * With one free page in the pool, MTE VM 0 tags all of its hugetlb slot and
+ * goes away with the mapping; VM 1 gets the same physical page and must
+ * find tag 0 in every granule, not VM 0's tags.
+ */
+TEST(mte_cap, hugetlb_tags_do_not_leak_between_vms)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	HugepageReservation reservation(1);
+	uint64_t first_pfn;
+
+	ASSERT_EQ(free_huge_pages(), 1);
+	{
+		Mapping map = map_hugetlb();
+		Vm vm = make_mte_vm(kvm);
+
+		ASSERT_THAT(set_data_slot(vm, map.get(), map.size()), SyscallSucceeds());
+
+		const HugeScan scan = run_huge_scan(vm, MTE_CAP_HUGE_EVERY_PAGE, true);
+
+		expect_zero_tags(scan, "VM 0", false);
+		ASSERT_EQ(scan.mismatched, 0);
+		first_pfn = resident_pfn(map.get(), "VM 0's huge page");
+		/* vm goes first, then map: the page returns to the pool. */
+	}
+	ASSERT_EQ(free_huge_pages(), 1);
+	diag_pool_page_flags(first_pfn);
+
+	Mapping map = map_hugetlb();
+	Vm vm = make_mte_vm(kvm);
+
+	ASSERT_THAT(set_data_slot(vm, map.get(), map.size()), SyscallSucceeds());
+
+	const HugeScan scan = run_huge_scan(vm, MTE_CAP_HUGE_EVERY_PAGE, false);
+
+	/* Otherwise the test proves nothing. */
+	ASSERT_EQ(resident_pfn(map.get(), "VM 1's huge page"), first_pfn);
+	expect_zero_tags(scan, "VM 1", true);
+}
+
+/*
+ * The same between two PROT_MTE mappings of the host process: tags stored
+ * through the first are not what the second, given the same pool page,
+ * reads.
+ */
+TEST(mte_cap, hugetlb_tags_do_not_leak_between_host_mappings)
+{
+	if (!host_mte::supported())
+		ktest::skip(NO_MTE_REASON);
+
+	host_mte::TaggedAddrCtrl ctrl(host_mte::TagCheck::none, host_mte::INCLUDE_ALL);
+	HugepageReservation reservation(1);
+	uint64_t first_pfn;
+
+	ASSERT_EQ(free_huge_pages(), 1);
+	{
+		Mapping map = map_hugetlb(PROT_MTE);
+		auto *base = static_cast<uint8_t *>(map.get());
+		const HugeScan scan = host_scan_huge_tags(base, true);
+
+		expect_zero_tags(scan, "the first mapping", false);
+		ASSERT_EQ(scan.mismatched, 0);
+		first_pfn = resident_pfn(base, "the first mapping's huge page");
+	}
+	ASSERT_EQ(free_huge_pages(), 1);
+	diag_pool_page_flags(first_pfn);
+
+	Mapping map = map_hugetlb(PROT_MTE);
+	auto *base = static_cast<uint8_t *>(map.get());
+
+	/* A data store faults the page in; only tag-setting instructions change tags. */
+	*reinterpret_cast<volatile uint64_t *>(base) = MTE_CAP_HOST_WORD;
+	/* Otherwise the test proves nothing. */
+	ASSERT_EQ(resident_pfn(base, "the second mapping's huge page"), first_pfn);
+	expect_zero_tags(host_scan_huge_tags(base, false), "the second mapping", true);
 }
 
 /* Control: the same huge page is a working memslot of a VM without MTE. */
@@ -959,6 +1264,65 @@ TEST(mte_cap, hugetlb_slot_accepted_without_mte)
 
 	ASSERT_THAT(set_data_slot(vm, map.get(), map.size()), SyscallSucceeds());
 	expect_guest_reads_data_slot(vm, map.get(), map.size());
+}
+
+/* A /dev/mem mapping (VM_PFNMAP, no struct page, no tags) is refused on an MTE VM. */
+TEST(mte_cap, pfnmap_slot_refused_on_mte_vm)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	Mapping dev = map_devmem();
+	Vm vm = make_mte_vm(kvm);
+
+	EXPECT_THAT(set_data_slot(vm, dev.get(), dev.size()), SyscallFailsWithErrno(EINVAL));
+}
+
+/* Control: without MTE the same mapping is a memslot the guest reads the flash through. */
+TEST(mte_cap, pfnmap_slot_accepted_without_mte)
+{
+	Kvm kvm;
+	Mapping dev = map_devmem();
+	Vm vm(kvm);
+	const uint64_t host_word = *static_cast<const volatile uint64_t *>(dev.get());
+
+	ktest::diag("first flash word as the host reads it: " + hex(host_word));
+	ASSERT_THAT(set_data_slot(vm, dev.get(), dev.size()), SyscallSucceeds());
+	vm.map(MTE_CAP_DATA_GPA, MTE_CAP_DATA_GPA, dev.size(), MapOptions{.attr = Stage1::device});
+
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	/* Differs from the flash word, so only a real load can produce it. */
+	vm.guest_var(&mte_cap_word) = ~host_word;
+	vcpu.start(guest_read_word, reinterpret_cast<const uint64_t *>(MTE_CAP_DATA_GPA));
+	vcpu.run_until_done();
+	EXPECT_EQ(vm.guest_var(&mte_cap_word), host_word);
+}
+
+/*
+ * A /dev/mem memslot created before MTE is enabled, which 5.10 maps into
+ * stage 2 right away: enabling MTE succeeds, and the guest's access to the
+ * slot then makes KVM_RUN fail with EFAULT instead of reading untagged
+ * device memory.
+ */
+TEST(mte_cap, pfnmap_slot_made_before_enable_faults)
+{
+	Kvm kvm;
+
+	require_mte(kvm);
+
+	Mapping dev = map_devmem();
+	Vm vm(kvm);
+
+	ASSERT_THAT(set_data_slot(vm, dev.get(), dev.size()), SyscallSucceeds());
+	ASSERT_THAT(vm.enable_cap(KVM_CAP_ARM_MTE), SyscallSucceeds());
+	vm.map(MTE_CAP_DATA_GPA, MTE_CAP_DATA_GPA, dev.size(), MapOptions{.attr = Stage1::device});
+
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	vcpu.start(guest_read_word, reinterpret_cast<const uint64_t *>(MTE_CAP_DATA_GPA));
+	EXPECT_THAT(vcpu.run_raw(), SyscallFailsWithErrno(EFAULT));
 }
 
 /* A slot whose memory is replaced by a ramfs mapping afterwards makes KVM_RUN fail with EFAULT. */

@@ -11,10 +11,17 @@
  *    exit thousands of times and migrate between host CPUs;
  *  - a page's first mapping into an MTE guest has all tags zero, for small
  *    pages of every backing and for THP, also when the host wrote data first
- *    and the page previously held someone else's tags;
+ *    and the page previously held someone else's tags, and also when the
+ *    page replaces, behind the guest's back, the zero page the guest read
+ *    (the VMM's write CoWs it and the MMU notifier's change_pte fires);
  *  - a VMM's PROT_MTE mapping and the guest see the same tags;
  *  - swap (also through a VMM mapping without PROT_MTE), THP split and
- *    compaction keep guest tags, and KSM never merges tagged pages;
+ *    compaction keep guest tags, KSM never merges tagged pages, and the
+ *    untagged pages it does merge reach the guest only with tags zeroed;
+ *  - a THP that stage 2 maps page by page (dirty logging) gets tags as a
+ *    whole, because a split hands the head's PG_mte_tagged to every subpage:
+ *    the split neither drops the tags the guest wrote into other subpages
+ *    nor passes stale tags off as valid;
  *  - a host process using MTE itself never sees a guest's exclusion mask or
  *    a guest's tag check faults.
  *
@@ -22,6 +29,7 @@
  * handling, guests would see stale tags, lose tags across host memory
  * management, or disturb each other and the host: these tests catch each.
  */
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstring>
@@ -88,6 +96,9 @@ constexpr uint64_t COMPACT_SPREAD_SIZE = 128 * MIB;
 constexpr uint64_t COMPACT_PAGEBLOCK_SIZE = arch::BLOCK_SIZE_2M;
 /* The THP subpage the split test unmaps. */
 constexpr uint64_t SPLIT_ZAPPED_SUBPAGE = 7;
+/* THP subpages the guest tags while stage 2 maps page by page: never the head. */
+constexpr uint64_t THP_HEAD_SUBPAGE = 0;
+constexpr uint64_t TAIL_SUBPAGES_TAGGED[] = {1, SUBPAGES_PER_THP / 2, SUBPAGES_PER_THP - 1};
 
 /* KSM: identical pages, tagged in the MTE VM and untagged in the control VM. */
 constexpr uint64_t KSM_PAGES = 32;
@@ -323,6 +334,105 @@ uint64_t pages_not_mte_tagged(const MemRegion &r)
 	for (const auto &p : mm::page_info(r.host(), r.size()))
 		n += p.present && !((mm::kpageflags(p.pfn) >> mm::kpf::ARCH_2) & 1);
 	return n;
+}
+
+/* Pages of the region that the VMM's page table maps to the shared zero page. */
+uint64_t pages_mapping_zero_page(const MemRegion &r)
+{
+	uint64_t n = 0;
+
+	for (const auto &p : mm::page_info(r.host(), r.size()))
+		n += p.present && ((mm::kpageflags(p.pfn) >> mm::kpf::ZERO_PAGE) & 1);
+	return n;
+}
+
+/* Present pages of the region that still belong to a THP (compound head or tail). */
+uint64_t pages_in_thp(const MemRegion &r)
+{
+	uint64_t n = 0;
+
+	for (const auto &p : mm::page_info(r.host(), r.size())) {
+		if (!p.present)
+			continue;
+
+		const uint64_t flags = mm::kpageflags(p.pfn);
+
+		n += (flags >> mm::kpf::THP | flags >> mm::kpf::COMPOUND_HEAD |
+		      flags >> mm::kpf::COMPOUND_TAIL) &
+		     1;
+	}
+	return n;
+}
+
+/* Present pages of the region. */
+uint64_t pages_present(const MemRegion &r)
+{
+	uint64_t n = 0;
+
+	for (const auto &p : mm::page_info(r.host(), r.size()))
+		n += p.present;
+	return n;
+}
+
+/* "{a, b, ...}" for messages and comparisons. */
+std::string page_list(const std::vector<uint64_t> &pages)
+{
+	std::string s;
+
+	for (uint64_t p : pages)
+		s += (s.empty() ? "" : ", ") + std::to_string(p);
+	return "{" + s + "}";
+}
+
+/* Pages of the region that KVM's dirty log reports written since the last call. */
+std::vector<uint64_t> fetch_dirty_pages(const Vm &vm, const MemRegion &r)
+{
+	constexpr uint64_t bits_per_word = 64;
+	const uint64_t pages = r.size() / PAGE_SIZE;
+	std::vector<uint64_t> bitmap((pages + bits_per_word - 1) / bits_per_word);
+	std::vector<uint64_t> dirty;
+	kvm_dirty_log log = {};
+
+	log.slot = r.slot();
+	log.dirty_bitmap = bitmap.data();
+	check(vm.ioctl_raw(KVM_GET_DIRTY_LOG, &log));
+	for (uint64_t p = 0; p < pages; p++)
+		if ((bitmap[p / bits_per_word] >> (p % bits_per_word)) & 1)
+			dirty.push_back(p);
+	return dirty;
+}
+
+/*
+ * Has the guest check a region page by page: the pages in `tagged` hold the
+ * tag and data patterns guest_write() gave them, every other page reads
+ * tag 0 and zero data. Runs of untagged pages are checked in one go.
+ */
+void guest_expect_only_pages_tagged(Vm &vm, Vcpu &vcpu, const MemRegion &r,
+				    const std::vector<uint64_t> &tagged, const std::string &what,
+				    std::source_location loc = std::source_location::current())
+{
+	const uint64_t pages = r.size() / PAGE_SIZE;
+	auto is_tagged = [&tagged](uint64_t page) {
+		return std::find(tagged.begin(), tagged.end(), page) != tagged.end();
+	};
+
+	for (uint64_t page = 0, end; page < pages; page = end) {
+		const bool guest_tagged = is_tagged(page);
+		const uint64_t gpa = r.gpa() + page * PAGE_SIZE;
+
+		for (end = page + 1; !guest_tagged && end < pages && !is_tagged(end); end++)
+			;
+		if (guest_tagged)
+			guest_expect(vm, vcpu, gpa, PAGE_SIZE, TAG_SEED, DATA_SEED, TAGS_DATA_ALL,
+				     what + ", page " + std::to_string(page) + " (guest tagged)",
+				     loc);
+		else
+			guest_expect(vm, vcpu, gpa, (end - page) * PAGE_SIZE, TAGS_NO_PATTERN,
+				     TAGS_NO_PATTERN, TAGS_DATA_ZERO,
+				     what + ", pages " + std::to_string(page) + ".." +
+					     std::to_string(end - 1) + " (never written)",
+				     loc);
+	}
 }
 
 /* Every page of the region has left memory: swapped (anonymous) or not resident (shmem). */
@@ -730,6 +840,51 @@ TEST(mte_tags, fresh_thp_reads_tag_zero)
 	EXPECT_NE(reused, 0);
 }
 
+/*
+ * A page the guest has only read maps the shared zero page, in the VMM's
+ * page table and in stage 2. The VMM's write then CoWs it into a new page,
+ * which may hold a previous user's tags, and the MMU notifier's change_pte
+ * announces the new page. KVM must not map that page into the guest from
+ * change_pte, where it would keep its stale tags (and stay without
+ * PG_mte_tagged); the guest's next access faults and the fault path gives
+ * it tags. The guest then reads tag 0 everywhere and the VMM's data.
+ */
+TEST(mte_tags, vmm_write_after_guest_read_gives_tag_zero)
+{
+	constexpr uint64_t pages = FIRST_TOUCH_SIZE / PAGE_SIZE;
+	Kvm kvm;
+	require_guest_mte(kvm);
+	/* The CoW copies are allocated right after the dirty pages are freed, on the same CPU. */
+	mm::ScopedPin pin(mm::online_cpus().front());
+	Vm vm = mte_vm(kvm);
+	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, FIRST_TOUCH_SIZE));
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	guest_expect(vm, vcpu, r.gpa(), FIRST_TOUCH_SIZE, TAGS_NO_PATTERN, TAGS_NO_PATTERN,
+		     TAGS_DATA_ZERO, "pages the guest reads first");
+	/* The guest's read faults went to the zero page: the CoW below is what is tested. */
+	ASSERT_EQ(pages_mapping_zero_page(r), pages);
+
+	const auto dirtied = dirty_free_memory_tags(DIRTY_SIZE, false);
+
+	for (uint64_t page = 0; page < pages; page++)
+		host_write_page(r, page, DATA_SEED);
+	EXPECT_EQ(pages_mapping_zero_page(r), 0);
+	/* Fresh copies without valid tags: only KVM's fault path may give them some. */
+	EXPECT_EQ(pages_not_mte_tagged(r), pages);
+
+	const uint64_t reused = pages_reusing(r, dirtied);
+
+	ktest::diag(std::to_string(reused) + " of " + std::to_string(pages) +
+		    " CoW copies reuse memory left with non-zero tags");
+	guest_expect(vm, vcpu, r.gpa(), FIRST_TOUCH_SIZE, TAGS_NO_PATTERN, DATA_SEED, TAGS_DATA_ALL,
+		     "pages the VMM wrote after the guest's read");
+	/* The guest reached them through the fault path, which flagged them. */
+	EXPECT_EQ(pages_not_mte_tagged(r), 0);
+	/* Only copies that held stale tags show that none was mapped with them. */
+	EXPECT_NE(reused, 0);
+}
+
 /* Tags the VMM stores through its PROT_MTE mapping are what the guest's LDG reads, and back. */
 TEST(mte_tags, vmm_prot_mte_mapping_sees_guest_tags)
 {
@@ -880,6 +1035,102 @@ TEST(mte_tags, thp_split_keeps_tags)
 		     TAGS_DATA_ZERO, "the unmapped subpage, faulted in again");
 }
 
+namespace
+{
+
+/* A THP-backed region with dirty logging on, so that stage 2 maps it 4 KiB at a time. */
+RegionSpec per_page_thp_region(uint32_t slot)
+{
+	RegionSpec spec = tagged_region(slot, THP_SIZE, Backing::anon_private, false, true);
+
+	spec.flags = KVM_MEM_LOG_DIRTY_PAGES;
+	return spec;
+}
+
+/*
+ * Leaves THP-sized memory with stale tags, then has the guest tag and fill
+ * the given subpages of the per-page mapped THP region r, whose THP its
+ * first write creates. Checks the premises (a THP made of polluted memory,
+ * mapped by stage 2 page by page) and that the whole THP now has valid tags.
+ */
+void guest_tags_subpages_of_new_thp(Vm &vm, Vcpu &vcpu, const MemRegion &r,
+				    const std::vector<uint64_t> &subpages)
+{
+	const auto dirtied = dirty_free_memory_tags(DIRTY_SIZE, true);
+
+	for (uint64_t page : subpages)
+		guest_write(vcpu, r.gpa() + page * PAGE_SIZE, PAGE_SIZE, TAG_SEED, DATA_SEED);
+	ASSERT_EQ(anon_huge_bytes(r.host()), THP_SIZE);
+	/* With dirty logging, only the written subpages were mapped writable and logged. */
+	ASSERT_EQ(page_list(fetch_dirty_pages(vm, r)), page_list(subpages));
+
+	const uint64_t reused = pages_reusing(r, dirtied);
+
+	ktest::diag(std::to_string(reused) + " of " + std::to_string(SUBPAGES_PER_THP) +
+		    " THP subpages reuse memory left with non-zero tags");
+	/* Without stale tags in the THP, lost tag zeroing would go unseen. */
+	ASSERT_EQ(reused, SUBPAGES_PER_THP);
+	/* Mapping part of the THP gave all of it tags, so a split hands down a true flag. */
+	EXPECT_EQ(pages_not_mte_tagged(r), 0);
+}
+
+} // namespace
+
+/*
+ * The guest tags some tail subpages of a THP that stage 2 maps page by page;
+ * MADV_PAGEOUT splits the THP (which hands the head's PG_mte_tagged to every
+ * subpage) and swaps it out. The guest's tags come back from swap, and the
+ * subpages it never wrote read tag 0.
+ */
+TEST(mte_tags, thp_split_after_per_page_mapping_keeps_tags)
+{
+	const std::vector<uint64_t> tagged(std::begin(TAIL_SUBPAGES_TAGGED),
+					   std::end(TAIL_SUBPAGES_TAGGED));
+	Kvm kvm;
+	require_guest_mte(kvm);
+	require_madvise();
+	ASSERT_TRUE(swap_available());
+	mm::ScopedPin pin(mm::online_cpus().front());
+	Vm vm = mte_vm(kvm);
+	MemRegion &r = vm.add_region(per_page_thp_region(TAGS_FIRST_SLOT));
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	guest_tags_subpages_of_new_thp(vm, vcpu, r, tagged);
+	/* THPs are swapped out 4 KiB at a time here: all 512 subpages must reach swap. */
+	page_out(r);
+	guest_expect_only_pages_tagged(vm, vcpu, r, tagged, "THP split and swapped");
+}
+
+/*
+ * The guest tags only the head subpage of a THP made of memory with stale
+ * tags while stage 2 maps it page by page; unmapping another subpage and
+ * MADV_COLD split the THP, handing the head's PG_mte_tagged to every
+ * subpage. The subpages the guest never touched must read tag 0, not the
+ * stale tags that a flag without tag zeroing would let through.
+ */
+TEST(mte_tags, thp_split_after_head_only_mapping_reads_tag_zero)
+{
+	const std::vector<uint64_t> tagged = {THP_HEAD_SUBPAGE};
+	const uint64_t zapped = SPLIT_ZAPPED_SUBPAGE * PAGE_SIZE;
+	Kvm kvm;
+	require_guest_mte(kvm);
+	require_madvise();
+	mm::ScopedPin pin(mm::online_cpus().front());
+	Vm vm = mte_vm(kvm);
+	MemRegion &r = vm.add_region(per_page_thp_region(TAGS_FIRST_SLOT));
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	guest_tags_subpages_of_new_thp(vm, vcpu, r, tagged);
+	/* Unmapping one subpage splits the PMD; MADV_COLD then splits the page itself. */
+	check(make_result("madvise(MADV_DONTNEED)",
+			  madvise(r.host() + zapped, PAGE_SIZE, MADV_DONTNEED)));
+	check(make_result("madvise(MADV_COLD)", madvise(r.host(), THP_SIZE, MADV_COLD)));
+	ASSERT_EQ(pages_present(r), SUBPAGES_PER_THP - 1);
+	ASSERT_EQ(pages_in_thp(r), 0);
+
+	guest_expect_only_pages_tagged(vm, vcpu, r, tagged, "THP split");
+}
+
 /* Memory compaction migrates guest pages together with their tags. */
 TEST(mte_tags, compaction_keeps_tags)
 {
@@ -999,6 +1250,62 @@ TEST(mte_tags, ksm_never_merges_tagged_pages)
 		     "MTE guest pages the guest tagged");
 	guest_expect(vm, vcpu, r.gpa() + half, half, TAGS_NO_PATTERN, KSM_WORD, TAGS_DATA_CONSTANT,
 		     "MTE guest pages with all tags 0");
+	mm::write_file(std::string(KSM_DIR) + "run", KSM_UNMERGE);
+}
+
+/*
+ * Pages of an MTE guest that only the VMM has written (untagged, never
+ * mapped into the guest) may be merged by KSM. Write-protecting them and
+ * replacing them with the KSM page goes through the MMU notifier's
+ * change_pte, which must not map either page into the guest with the
+ * stale tags it holds: the guest's access faults, and the fault path gives
+ * the KSM page tags.
+ */
+TEST(mte_tags, ksm_merging_untagged_page_does_not_map_stale_tags)
+{
+	constexpr uint64_t size = KSM_PAGES * PAGE_SIZE, first_merged = 1;
+	Kvm kvm;
+	require_guest_mte(kvm);
+	require_madvise();
+	mm::ScopedPin pin(mm::online_cpus().front());
+	Vm vm = mte_vm(kvm);
+	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, size));
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	/* Page 0 gives stage 2 the page table change_pte would install the other pages in. */
+	guest_expect(vm, vcpu, r.gpa(), PAGE_SIZE, TAGS_NO_PATTERN, TAGS_NO_PATTERN, TAGS_DATA_ZERO,
+		     "page 0, read by the guest");
+
+	const auto dirtied = dirty_free_memory_tags(DIRTY_SIZE, false);
+
+	for (uint64_t page = first_merged; page < KSM_PAGES; page++)
+		std::fill_n(reinterpret_cast<uint64_t *>(r.host() + page * PAGE_SIZE),
+			    PAGE_SIZE / sizeof(uint64_t), KSM_WORD);
+	check(make_result("madvise(MADV_MERGEABLE)", madvise(r.host(), size, MADV_MERGEABLE)));
+	{
+		mm::ScopedSetting to_scan(std::string(KSM_DIR) + "pages_to_scan",
+					  KSM_PAGES_TO_SCAN);
+		mm::ScopedSetting sleep(std::string(KSM_DIR) + "sleep_millisecs", KSM_SLEEP_MS);
+		mm::ScopedSetting run(std::string(KSM_DIR) + "run", KSM_RUN);
+
+		wait_ksm_scans(KSM_FULL_SCANS);
+	}
+
+	/* All VMM-written pages now share one page, which holds stale tags. */
+	const auto info = mm::page_info(r.host(), size);
+	const uint64_t ksm_pfn = info[first_merged].pfn;
+	uint64_t merged = 0;
+
+	for (uint64_t page = first_merged; page < KSM_PAGES; page++)
+		merged += info[page].present && info[page].pfn == ksm_pfn;
+	ASSERT_EQ(merged, KSM_PAGES - first_merged);
+	ASSERT_TRUE(dirtied.count(ksm_pfn));
+	ASSERT_FALSE((mm::kpageflags(ksm_pfn) >> mm::kpf::ARCH_2) & 1);
+
+	guest_expect(vm, vcpu, r.gpa() + first_merged * PAGE_SIZE, size - first_merged * PAGE_SIZE,
+		     TAGS_NO_PATTERN, KSM_WORD, TAGS_DATA_CONSTANT, "pages merged by KSM");
+	/* The guest's fault gave the KSM page tags. */
+	EXPECT_TRUE((mm::kpageflags(ksm_pfn) >> mm::kpf::ARCH_2) & 1);
 	mm::write_file(std::string(KSM_DIR) + "run", KSM_UNMERGE);
 }
 

@@ -34,6 +34,8 @@ namespace kpf
 constexpr unsigned int COMPOUND_HEAD = 15;
 constexpr unsigned int COMPOUND_TAIL = 16;
 constexpr unsigned int THP = 22;
+/* The shared zero page (or huge zero page) that read faults map. */
+constexpr unsigned int ZERO_PAGE = 24;
 /* PG_arch_2, which arm64 uses as PG_mte_tagged: the page's tags are valid. */
 constexpr unsigned int ARCH_2 = 41;
 } // namespace kpf
