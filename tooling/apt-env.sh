@@ -22,38 +22,49 @@ apt_mirror() {
 	echo "$uri"
 }
 
-# apt_setup: write $APT_ROOT/apt.conf and refresh its package lists (once).
+# apt_config ROOT SOURCELIST SOURCEPARTS [EXTRA_LINE...]: write ROOT/apt.conf
+# for a private apt state under ROOT and refresh its package lists (once).
+apt_config() {
+	local r=$1 list=$2 parts=$3 line
+	shift 3
+	[ -f "$r/.updated" ] && return 0
+	mkdir -p "$r/lists/partial" "$r/archives/partial"
+	{
+		echo "Dir::Etc::SourceList \"$list\";"
+		echo "Dir::Etc::SourceParts \"$parts\";"
+		for d in Dir::State::Lists=lists Dir::Cache::Archives=archives \
+			Dir::Cache::pkgcache=pkgcache.bin Dir::Cache::srcpkgcache=srcpkgcache.bin; do
+			echo "${d%%=*} \"$r/${d#*=}\";"
+		done
+		echo 'APT::Get::Assume-Yes "true";'
+		echo 'Acquire::Retries "3";'
+		echo 'APT::Sandbox::User "root";'
+		for line in "$@"; do echo "$line"; done
+	} >"$r/apt.conf"
+	APT_CONFIG="$r/apt.conf" apt-get update -q >"$r/update.log" 2>&1 ||
+		die "apt-get update failed (see $r/update.log)"
+	touch "$r/.updated"
+}
+
+# The system's suites (so that dependencies resolve) plus bullseye for the
+# base and bookworm-backports for QEMU.
 apt_setup() {
-	local mirror key=/usr/share/keyrings/debian-archive-keyring.gpg
+	local mirror key=/usr/share/keyrings/debian-archive-keyring.gpg s
 	[ -f "$APT_ROOT/.updated" ] && return 0
 	mirror=$(apt_mirror)
-	mkdir -p "$APT_ROOT/lists/partial" "$APT_ROOT/archives/partial"
+	mkdir -p "$APT_ROOT/sources.d"
+	for s in /etc/apt/sources.list.d/*.sources; do
+		[ -r "$s" ] && cp "$s" "$APT_ROOT/sources.d/"
+	done
 	{
-		# The system's own suites, so that dependencies resolve.
-		for s in /etc/apt/sources.list.d/*.sources; do
-			[ -r "$s" ] && cat "$s" && echo
-		done
-	} > "$APT_ROOT/system.sources"
-	cat > "$APT_ROOT/extra.list" <<EOT
+		cat <<EOT
 deb [signed-by=$key] $mirror bullseye main
 deb [signed-by=$key] $mirror bookworm-backports main
 EOT
-	mkdir -p "$APT_ROOT/sources.d"
-	cp "$APT_ROOT/system.sources" "$APT_ROOT/sources.d/system.sources"
-	cat > "$APT_ROOT/apt.conf" <<EOT
-Dir::Etc::SourceList "$APT_ROOT/extra.list";
-Dir::Etc::SourceParts "$APT_ROOT/sources.d";
-Dir::State::Lists "$APT_ROOT/lists";
-Dir::Cache::Archives "$APT_ROOT/archives";
-Dir::Cache::pkgcache "$APT_ROOT/pkgcache.bin";
-Dir::Cache::srcpkgcache "$APT_ROOT/srcpkgcache.bin";
-APT::Get::Assume-Yes "true";
-Acquire::Retries "3";
-APT::Sandbox::User "root";
-EOT
-	APT_CONFIG="$APT_ROOT/apt.conf" apt-get update -q >"$APT_ROOT/update.log" 2>&1 ||
-		die "apt-get update failed (see $APT_ROOT/update.log)"
-	touch "$APT_ROOT/.updated"
+		# A machine with a one-line-style sources.list instead.
+		[ -r /etc/apt/sources.list ] && grep -E '^deb ' /etc/apt/sources.list || true
+	} >"$APT_ROOT/extra.list"
+	apt_config "$APT_ROOT" "$APT_ROOT/extra.list" "$APT_ROOT/sources.d"
 }
 
 apt_private() {
@@ -68,23 +79,10 @@ apt_setup_arm64() {
 	local mirror key=/usr/share/keyrings/debian-archive-keyring.gpg r=$APT_ROOT_ARM64
 	[ -f "$r/.updated" ] && return 0
 	mirror=$(apt_mirror)
-	mkdir -p "$r/lists/partial" "$r/archives/partial"
+	mkdir -p "$r"
 	echo "deb [arch=arm64 signed-by=$key] $mirror bookworm main" >"$r/sources.list"
-	cat >"$r/apt.conf" <<EOT
-Dir::Etc::SourceList "$r/sources.list";
-Dir::Etc::SourceParts "/dev/null";
-Dir::State::Lists "$r/lists";
-Dir::Cache::Archives "$r/archives";
-Dir::Cache::pkgcache "$r/pkgcache.bin";
-Dir::Cache::srcpkgcache "$r/srcpkgcache.bin";
-APT::Architecture "arm64";
-APT::Architectures { "arm64"; };
-APT::Sandbox::User "root";
-Acquire::Retries "3";
-EOT
-	APT_CONFIG="$r/apt.conf" apt-get update -q >"$r/update.log" 2>&1 ||
-		die "apt-get update for arm64 failed (see $r/update.log)"
-	touch "$r/.updated"
+	apt_config "$r" "$r/sources.list" /dev/null 'APT::Architecture "arm64";' \
+		'APT::Architectures { "arm64"; };'
 }
 
 apt_private_arm64() {

@@ -873,6 +873,25 @@ TEST(mte_cap, guest_id_reg_hides_mte_when_not_enabled)
 	EXPECT_EQ(vm.guest_var(&mte_cap_guest_pfr1), one_reg);
 }
 
+namespace
+{
+
+/* The guest reads and writes each MTE register; check each access's ESR. */
+void probe_mte_regs(const Vm &vm, Vcpu &vcpu,
+		    void (*check)(const std::string &, uint64_t, std::source_location),
+		    std::source_location loc = std::source_location::current())
+{
+	vcpu.start(guest_probe_mte_regs);
+	vcpu.run_until_done();
+	for (unsigned int reg = 0; reg < MTE_CAP_NR_REGS; reg++)
+		for (unsigned int kind : {MTE_CAP_PROBE_READ, MTE_CAP_PROBE_WRITE})
+			check(probe_name(reg, kind),
+			      vm.guest_var(&mte_cap_probe_esr[mte_cap_probe_index(reg, kind)]),
+			      loc);
+}
+
+} // namespace
+
 /* Without MTE every read and write of GCR/RGSR/TFSR/TFSRE0_EL1 UNDEFs. */
 TEST(mte_cap, mte_regs_undef_without_mte)
 {
@@ -880,13 +899,7 @@ TEST(mte_cap, mte_regs_undef_without_mte)
 	Vm vm(kvm);
 	Vcpu &vcpu = vm.add_vcpu(0);
 
-	vcpu.start(guest_probe_mte_regs);
-	vcpu.run_until_done();
-	for (unsigned int reg = 0; reg < MTE_CAP_NR_REGS; reg++)
-		for (unsigned int kind : {MTE_CAP_PROBE_READ, MTE_CAP_PROBE_WRITE})
-			expect_undef(
-				probe_name(reg, kind),
-				vm.guest_var(&mte_cap_probe_esr[mte_cap_probe_index(reg, kind)]));
+	probe_mte_regs(vm, vcpu, expect_undef);
 }
 
 /* With MTE no access to the four registers traps into an exception. */
@@ -899,13 +912,7 @@ TEST(mte_cap, mte_regs_accessible_with_mte)
 	Vm vm = make_mte_vm(kvm);
 	Vcpu &vcpu = vm.add_vcpu(0);
 
-	vcpu.start(guest_probe_mte_regs);
-	vcpu.run_until_done();
-	for (unsigned int reg = 0; reg < MTE_CAP_NR_REGS; reg++)
-		for (unsigned int kind : {MTE_CAP_PROBE_READ, MTE_CAP_PROBE_WRITE})
-			expect_no_exception(
-				probe_name(reg, kind),
-				vm.guest_var(&mte_cap_probe_esr[mte_cap_probe_index(reg, kind)]));
+	probe_mte_regs(vm, vcpu, expect_no_exception);
 }
 
 /* With MTE the guest reads back what it wrote to every writable field. */

@@ -688,7 +688,45 @@ void expect_worker_finished(const Vm &vm, uint32_t vcpu_id, const IsolationSetup
 
 } // namespace
 
-/* Two vCPUs of one VM keep their own GCR/RGSR/TFSR/TFSRE0 and fault mode under load. */
+namespace
+{
+
+/* One vCPU running guest_isolation_worker in a given mode, at gpa. */
+struct IsolationWorker {
+	Vm &vm;
+	Vcpu &vcpu;
+	const IsolationSetup &setup;
+	uint64_t gpa;
+};
+
+/*
+ * Run two isolation workers at the same time on their own threads, which
+ * hop between CPUs, and check that each kept its own MTE state and that no
+ * guest tag check fault reached a vCPU thread.
+ */
+void run_isolation_workers(const IsolationWorker &a, const IsolationWorker &b)
+{
+	const auto cpus = mm::online_cpus();
+	SegvCatcher catcher;
+
+	for (const IsolationWorker *w : {&a, &b}) {
+		setup_worker(w->vm, w->vcpu.id(), w->setup, w->gpa, ISOLATION_ITERATIONS);
+		w->vcpu.start(guest_isolation_worker);
+	}
+	run_concurrently({
+		[&] { drive_worker(a.vcpu, a.setup, ISOLATION_ITERATIONS, cpus, 0); },
+		[&] { drive_worker(b.vcpu, b.setup, ISOLATION_ITERATIONS, cpus, 1); },
+	});
+	for (const IsolationWorker *w : {&a, &b})
+		expect_worker_finished(w->vm, w->vcpu.id(), w->setup, ISOLATION_ITERATIONS);
+	/* A guest's TFSRE0_EL1.TF0 or tag faults must never reach the vCPU threads. */
+	EXPECT_EQ(segv_log.async_faults.load(), 0);
+	EXPECT_EQ(segv_log.sync_faults.load(), 0);
+}
+
+} // namespace
+
+/* Two vCPUs of one VM, sync and async, keep their own MTE state under load. */
 TEST(mte_tags, vcpus_keep_own_mte_state)
 {
 	Kvm kvm;
@@ -697,22 +735,9 @@ TEST(mte_tags, vcpus_keep_own_mte_state)
 	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, 2 * PAGE_SIZE));
 	Vcpu &v0 = vm.add_vcpu(0);
 	Vcpu &v1 = vm.add_vcpu(1);
-	const auto cpus = mm::online_cpus();
-	SegvCatcher catcher;
 
-	setup_worker(vm, 0, ISOLATION_SYNC, r.gpa(), ISOLATION_ITERATIONS);
-	setup_worker(vm, 1, ISOLATION_ASYNC, r.gpa() + PAGE_SIZE, ISOLATION_ITERATIONS);
-	v0.start(guest_isolation_worker);
-	v1.start(guest_isolation_worker);
-	run_concurrently({
-		[&] { drive_worker(v0, ISOLATION_SYNC, ISOLATION_ITERATIONS, cpus, 0); },
-		[&] { drive_worker(v1, ISOLATION_ASYNC, ISOLATION_ITERATIONS, cpus, 1); },
-	});
-	expect_worker_finished(vm, 0, ISOLATION_SYNC, ISOLATION_ITERATIONS);
-	expect_worker_finished(vm, 1, ISOLATION_ASYNC, ISOLATION_ITERATIONS);
-	/* A guest's TFSRE0_EL1.TF0 or tag faults must never reach the vCPU threads. */
-	EXPECT_EQ(segv_log.async_faults.load(), 0);
-	EXPECT_EQ(segv_log.sync_faults.load(), 0);
+	run_isolation_workers({vm, v0, ISOLATION_SYNC, r.gpa()},
+			      {vm, v1, ISOLATION_ASYNC, r.gpa() + PAGE_SIZE});
 }
 
 /* Two MTE VMs running at the same time keep their own MTE state. */
@@ -726,21 +751,9 @@ TEST(mte_tags, vms_keep_own_mte_state)
 	MemRegion &r_async = vm_async.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
 	Vcpu &v_sync = vm_sync.add_vcpu(0);
 	Vcpu &v_async = vm_async.add_vcpu(0);
-	const auto cpus = mm::online_cpus();
-	SegvCatcher catcher;
 
-	setup_worker(vm_sync, 0, ISOLATION_SYNC, r_sync.gpa(), ISOLATION_ITERATIONS);
-	setup_worker(vm_async, 0, ISOLATION_ASYNC, r_async.gpa(), ISOLATION_ITERATIONS);
-	v_sync.start(guest_isolation_worker);
-	v_async.start(guest_isolation_worker);
-	run_concurrently({
-		[&] { drive_worker(v_sync, ISOLATION_SYNC, ISOLATION_ITERATIONS, cpus, 0); },
-		[&] { drive_worker(v_async, ISOLATION_ASYNC, ISOLATION_ITERATIONS, cpus, 1); },
-	});
-	expect_worker_finished(vm_sync, 0, ISOLATION_SYNC, ISOLATION_ITERATIONS);
-	expect_worker_finished(vm_async, 0, ISOLATION_ASYNC, ISOLATION_ITERATIONS);
-	EXPECT_EQ(segv_log.async_faults.load(), 0);
-	EXPECT_EQ(segv_log.sync_faults.load(), 0);
+	run_isolation_workers({vm_sync, v_sync, ISOLATION_SYNC, r_sync.gpa()},
+			      {vm_async, v_async, ISOLATION_ASYNC, r_async.gpa()});
 }
 
 /*
