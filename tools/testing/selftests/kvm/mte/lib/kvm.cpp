@@ -48,9 +48,16 @@ uint64_t image_va()
 	return reinterpret_cast<uint64_t>(__start_guest_image);
 }
 
+/* The linker symbols bound one section: compare addresses, not pointers. */
+uint64_t image_bytes()
+{
+	return reinterpret_cast<uintptr_t>(__stop_guest_image) -
+	       reinterpret_cast<uintptr_t>(__start_guest_image);
+}
+
 uint64_t image_size()
 {
-	return page_align_up(static_cast<uint64_t>(__stop_guest_image - __start_guest_image));
+	return page_align_up(image_bytes());
 }
 
 SysResult ioctl_result(int fd, unsigned long request, unsigned long arg)
@@ -84,8 +91,7 @@ std::deque<MemRegion> make_guest_ram(const VmOptions &opts)
 	spec.size = opts.ram_size;
 	spec.stage1.attr = Stage1::unmapped;
 	regions.emplace_back(spec);
-	std::memcpy(regions.front().host(), __start_guest_image,
-		    static_cast<size_t>(__stop_guest_image - __start_guest_image));
+	std::memcpy(regions.front().host(), __start_guest_image, image_bytes());
 	return regions;
 }
 
