@@ -27,6 +27,9 @@ need_cmd "${CROSS_COMPILE}gcc" "install gcc-aarch64-linux-gnu (make deps)"
 cc="${CROSS_COMPILE}gcc"
 if command -v ccache >/dev/null 2>&1; then
 	cc="ccache $cc"
+	# Hits across checkouts in other folders (CI clones): hash paths
+	# relative to the checkout, not the folder the build runs in.
+	export CCACHE_BASEDIR=$TOP CCACHE_NOHASHDIR=true
 fi
 kmake=(make -C "$tree" O="$out" ARCH=arm64 CROSS_COMPILE="$CROSS_COMPILE" CC="$cc"
 	KBUILD_BUILD_TIMESTAMP="@0" KBUILD_BUILD_USER=kvm-mte KBUILD_BUILD_HOST=testbed
