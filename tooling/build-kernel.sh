@@ -55,6 +55,11 @@ if [ ! -f "$out/.config" ] || [ "$(cat "$out/.fragments" 2>/dev/null)" != "$stam
 	echo "$stamp" >"$out/.fragments"
 fi
 
+# CONFIG_ONLY=1: stop at the configured tree (single-object builds follow).
+if [ -n "${CONFIG_ONLY:-}" ]; then
+	exit 0
+fi
+
 say "building $flavour kernel in $out"
 "${kmake[@]}" Image >"$out/build.log" 2>&1 ||
 	{ grep -E 'error|Error' "$out/build.log" | head -20 >&2; die "$flavour kernel build failed (see $out/build.log)"; }

@@ -129,8 +129,9 @@ step_warnings() {
 		objs+=("${f%.c}.o")
 	done
 	[ ${#objs[@]} -gt 0 ] || return 0
-	[ -f "$BUILD/out-base-vhe/.config" ] ||
-		"$TOP/tooling/build-kernel.sh" vhe "$BASE_CACHE" "$BUILD/out-base-vhe" >/dev/null
+	# The base only needs a configured tree: object_warnings() prepares it
+	# and compiles just the touched files.
+	CONFIG_ONLY=1 "$TOP/tooling/build-kernel.sh" vhe "$BASE_CACHE" "$BUILD/out-base-vhe" >/dev/null
 	[ -f "$BUILD/out-vhe/.config" ] || "$TOP/tooling/build-kernel.sh" vhe >/dev/null
 	for kind in w1 sparse; do
 		local existing=()
