@@ -228,6 +228,23 @@ RegionSpec tagged_region(uint32_t slot, uint64_t size, Backing backing = Backing
 	return spec;
 }
 
+/* The KVM fd of a test that needs MTE for guests; skips without host MTE. */
+Kvm mte_kvm()
+{
+	Kvm kvm;
+
+	require_guest_mte(kvm);
+	return kvm;
+}
+
+/* An MTE VM with one tagged page and vCPU 0: the setup of single-page tests. */
+struct OnePageMteGuest {
+	Kvm kvm = mte_kvm();
+	Vm vm = mte_vm(kvm);
+	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
+	Vcpu &vcpu = vm.add_vcpu(0);
+};
+
 std::string backing_name(Backing b)
 {
 	switch (b) {
@@ -487,11 +504,8 @@ void expect_host_sees_tags(const MemRegion &r, uint64_t offset, uint64_t len, ui
 /* IRG only generates tags that GCR_EL1.Exclude allows, exactly as RRND=0 defines. */
 TEST(mte_tags, irg_honours_gcr_exclude)
 {
-	Kvm kvm;
-	require_guest_mte(kvm);
-	Vm vm = mte_vm(kvm);
-	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
-	Vcpu &vcpu = vm.add_vcpu(0);
+	OnePageMteGuest guest;
+	auto &[kvm, vm, r, vcpu] = guest;
 
 	for (uint64_t exclude : {EXCLUDE_NONE, EXCLUDE_ALTERNATE, EXCLUDE_ALL}) {
 		vcpu.start(guest_irg_sequence, r.gpa(), exclude, IRG_SEED, IRG_SAMPLES);
@@ -523,11 +537,8 @@ TEST(mte_tags, irg_honours_gcr_exclude)
 /* STG, ST2G, STZG set the tag of exactly the granules they address; LDG reads each back. */
 TEST(mte_tags, tag_stores_and_ldg_per_granule)
 {
-	Kvm kvm;
-	require_guest_mte(kvm);
-	Vm vm = mte_vm(kvm);
-	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
-	Vcpu &vcpu = vm.add_vcpu(0);
+	OnePageMteGuest guest;
+	auto &[kvm, vm, r, vcpu] = guest;
 
 	/* All checks are GUEST_ASSERTs: a failure names the line and both values. */
 	vcpu.start(guest_store_load_tags, r.gpa());
@@ -537,11 +548,8 @@ TEST(mte_tags, tag_stores_and_ldg_per_granule)
 /* A mismatched load and store under TCF=sync fault with DABT_CUR/0x11 and the exact FAR. */
 TEST(mte_tags, sync_tag_check_fault_reports_esr_and_far)
 {
-	Kvm kvm;
-	require_guest_mte(kvm);
-	Vm vm = mte_vm(kvm);
-	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
-	Vcpu &vcpu = vm.add_vcpu(0);
+	OnePageMteGuest guest;
+	auto &[kvm, vm, r, vcpu] = guest;
 
 	vcpu.start(guest_sync_tag_fault, r.gpa());
 	vcpu.run_until_done();
@@ -571,11 +579,8 @@ TEST(mte_tags, sync_tag_check_fault_reports_esr_and_far)
 /* A mismatched load under TCF=async sets TFSR_EL1.TF0 only, and it survives an exit. */
 TEST(mte_tags, async_tag_check_fault_sets_tfsr)
 {
-	Kvm kvm;
-	require_guest_mte(kvm);
-	Vm vm = mte_vm(kvm);
-	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
-	Vcpu &vcpu = vm.add_vcpu(0);
+	OnePageMteGuest guest;
+	auto &[kvm, vm, r, vcpu] = guest;
 
 	vcpu.start(guest_async_tag_fault, r.gpa());
 	vcpu.expect_sync(TAGS_ASYNC_FAULT_PENDING);
