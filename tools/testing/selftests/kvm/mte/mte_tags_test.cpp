@@ -748,14 +748,10 @@ TEST(mte_tags, vcpus_keep_own_mte_state)
 /* Two MTE VMs running at the same time keep their own MTE state. */
 TEST(mte_tags, vms_keep_own_mte_state)
 {
-	Kvm kvm;
-	require_guest_mte(kvm);
-	Vm vm_sync = mte_vm(kvm);
-	Vm vm_async = mte_vm(kvm);
-	MemRegion &r_sync = vm_sync.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
-	MemRegion &r_async = vm_async.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
-	Vcpu &v_sync = vm_sync.add_vcpu(0);
-	Vcpu &v_async = vm_async.add_vcpu(0);
+	OnePageMteGuest sync_guest;
+	OnePageMteGuest async_guest;
+	auto &[kvm_sync, vm_sync, r_sync, v_sync] = sync_guest;
+	auto &[kvm_async, vm_async, r_async, v_async] = async_guest;
 
 	run_isolation_workers({vm_sync, v_sync, ISOLATION_SYNC, r_sync.gpa()},
 			      {vm_async, v_async, ISOLATION_ASYNC, r_async.gpa()});
@@ -1403,16 +1399,12 @@ constexpr IsolationSetup HOST_TEST_LOCAL_GUEST = {
  */
 TEST(mte_tags, host_mte_unaffected_by_guests)
 {
-	Kvm kvm;
-	require_guest_mte(kvm);
+	OnePageMteGuest remote_guest;
+	OnePageMteGuest local_guest;
+	auto &[remote_kvm, remote, rr, rv] = remote_guest;
+	auto &[local_kvm, local, lr, lv] = local_guest;
 	ASSERT_TRUE(host_mte::supported());
 	const auto cpus = mm::online_cpus();
-	Vm remote = mte_vm(kvm);
-	Vm local = mte_vm(kvm);
-	MemRegion &rr = remote.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
-	MemRegion &lr = local.add_region(tagged_region(TAGS_FIRST_SLOT, PAGE_SIZE));
-	Vcpu &rv = remote.add_vcpu(0);
-	Vcpu &lv = local.add_vcpu(0);
 	const IsolationSetup &remote_setup = HOST_TEST_REMOTE_GUEST;
 	const IsolationSetup &local_setup = HOST_TEST_LOCAL_GUEST;
 	SegvCatcher catcher;
