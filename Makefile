@@ -1,20 +1,34 @@
 # KVM MTE for Linux 5.10: test bed entry points.
 #
 #   make demo     main job: build the patched kernel, show the feature under QEMU
-#   make test     the full matrix: {VHE, nVHE} x {mte=on, mte=off}
+#   make test     the full matrix: series checks, {VHE, nVHE} x {mte=on, mte=off}
+#                 on the default base, VHE mte=on on the other bases
 #
-# Everything is built under build/ (ignored by git).
+# BASE=VERSION picks a base of tooling/bases for the steps below (default: its
+# first entry). Everything is built under build/ (ignored by git).
 
 T := tooling
+# Debian's Python, which has the packages the test bed installs (docutils).
+PYTHON := $(or $(wildcard /usr/bin/python3),python3)
+ifneq ($(BASE),)
+export KVM_MTE_BASE := $(BASE)
+endif
+# Where the base's builds go: build/ for the default base, build/base-VERSION/
+# for another.
+WORK := $(shell KVM_MTE_BASE=$(KVM_MTE_BASE) bash -c '. $(T)/common.sh && echo $$WORK')
+ifeq ($(WORK),)
+$(error unknown base: see tooling/bases)
+endif
 
 .PHONY: all deps base compose refresh export kernel kernel-vhe kernel-nvhe \
-	selftests demo test run clean distclean help
+	selftests demo test check fresh-machine run clean distclean help
 
 all: help
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
-	@echo "  other targets: deps base compose refresh export kernel selftests run clean"
+	@echo "  other targets: deps base compose refresh export kernel kernel-vhe kernel-nvhe"
+	@echo "                 selftests run check fresh-machine clean distclean"
 
 deps:
 	$(T)/deps.sh
@@ -22,13 +36,14 @@ deps:
 base:
 	$(T)/fetch-base.sh
 
-# FORCE=1 discards uncommitted edits in build/linux.
+# FORCE=1 discards uncommitted edits in the composed tree.
 compose:
 	$(T)/compose.sh $(if $(FORCE),--force)
 
 refresh:
 	$(T)/refresh.sh
 
+# The review series, signed off by you (git config user.name/user.email).
 export: compose
 	$(T)/export.sh
 
@@ -40,13 +55,21 @@ kernel-vhe kernel-nvhe: kernel-%: compose
 selftests: compose
 	$(T)/build-selftests.sh
 
+# The series checks alone: make check [STEPS="roundtrip am ..."]
+check:
+	$(T)/check-series.sh $(STEPS)
+
+# The README's two commands in a fresh Debian 12 root (slow).
+fresh-machine:
+	$(T)/fresh-machine.sh
+
 # One QEMU run: make run FLAVOUR=nvhe MTE=off
 FLAVOUR ?= vhe
 MTE ?= on
 run: kernel-$(FLAVOUR) selftests
-	$(T)/run-qemu.sh build/out-$(FLAVOUR)/arch/arm64/boot/Image build/initramfs.cpio \
-		build/runs/$(FLAVOUR)-mte-$(MTE).log $(FLAVOUR) $(MTE)
-	python3 $(T)/report.py $(FLAVOUR)-mte-$(MTE)=build/runs/$(FLAVOUR)-mte-$(MTE).log
+	$(T)/run-qemu.sh $(WORK)/out-$(FLAVOUR)/arch/arm64/boot/Image $(WORK)/initramfs.cpio \
+		$(WORK)/runs/$(FLAVOUR)-mte-$(MTE).log $(FLAVOUR) $(MTE)
+	$(PYTHON) $(T)/report.py $(FLAVOUR)-mte-$(MTE)=$(WORK)/runs/$(FLAVOUR)-mte-$(MTE).log
 
 demo:
 	$(T)/demo.sh
@@ -55,7 +78,8 @@ test:
 	$(T)/matrix.sh
 
 clean:
-	rm -rf build/out-* build/runs build/kselftest-install build/initramfs.cpio build/series
+	rm -rf build/out-* build/runs build/kselftest-install build/initramfs.cpio build/series \
+		build/base-*/out-* build/base-*/runs
 
 distclean:
 	rm -rf build

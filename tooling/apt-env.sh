@@ -3,35 +3,59 @@
 #
 # The system's apt configuration is never modified: every apt call made by
 # the test bed goes through the config file written here, which reuses the
-# mirror that the machine's own sources name and adds the suites the test
-# bed needs (bullseye for the 5.10 base, bookworm-backports for QEMU >= 8).
+# mirrors that the machine's own sources name and adds the suites the test
+# bed needs (bullseye and bullseye-security for the 5.10 bases,
+# bookworm-backports for QEMU >= 8).
 
-APT_ROOT=${APT_ROOT:-$TOP/build/apt}
+APT_ROOT=${APT_ROOT:-$BUILD/apt}
+DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+
+# The URIs of the machine's Debian sources, deb822 or one-line style, one
+# per line: "MAIN URI" for the archive, "SECURITY URI" for the security one.
+apt_system_uris() {
+	local f
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -r "$f" ] || continue
+		awk '
+			function flush() { if (uri != "" && suites != "") print (suites ~ /-security/ ? "SECURITY " : "MAIN ") uri; uri = suites = "" }
+			/^[[:space:]]*$/ { flush(); next }
+			/^URIs:/ { uri = $2 }
+			/^Suites:/ { suites = $0 }
+			# Only the Debian archive'"'"'s own sources, not third-party ones.
+			/^Signed-By:/ && $2 != "'"$DEBIAN_KEYRING"'" { uri = ""; suites = "" }
+			END { flush() }' "$f"
+	done
+	if [ -r /etc/apt/sources.list ]; then
+		awk '$1 == "deb" {
+			for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { uri = $i; suite = $(i + 1); break }
+			if (uri ~ /debian/) print (suite ~ /-security/ ? "SECURITY " : "MAIN ") uri
+		}' /etc/apt/sources.list
+	fi
+}
 
 apt_mirror() {
-	local uri=""
-	if [ -r /etc/apt/sources.list.d/debian.sources ]; then
-		uri=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources)
-	fi
-	if [ -z "$uri" ] && [ -r /etc/apt/sources.list ]; then
-		uri=$(awk '$1 == "deb" && $0 !~ /security/ {
-			for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' \
-			/etc/apt/sources.list)
-	fi
-	[ -n "$uri" ] || die "cannot find the Debian mirror in /etc/apt/sources.list{,.d/debian.sources}"
+	local uri
+	uri=$(apt_system_uris | awk '$1 == "MAIN" { print $2; exit }')
+	[ -n "$uri" ] || die "cannot find the Debian mirror in /etc/apt/sources.list{,.d/*.sources}"
 	echo "$uri"
 }
 
-# apt_config ROOT SOURCELIST SOURCEPARTS [EXTRA_LINE...]: write ROOT/apt.conf
-# for a private apt state under ROOT and refresh its package lists (once).
+apt_security_mirror() {
+	apt_system_uris | awk '$1 == "SECURITY" { print $2; exit }'
+}
+
+# apt_config ROOT SOURCELIST [EXTRA_LINE...]: write ROOT/apt.conf for a
+# private apt state under ROOT and refresh its package lists when the
+# sources changed.
 apt_config() {
-	local r=$1 list=$2 parts=$3 line
-	shift 3
-	[ -f "$r/.updated" ] && return 0
+	local r=$1 list=$2 line stamp
+	shift 2
+	stamp=$(cat "$list" | sha256sum | cut -d' ' -f1)
+	[ "$(cat "$r/.updated" 2>/dev/null)" = "$stamp" ] && return 0
 	mkdir -p "$r/lists/partial" "$r/archives/partial"
 	{
 		echo "Dir::Etc::SourceList \"$list\";"
-		echo "Dir::Etc::SourceParts \"$parts\";"
+		echo "Dir::Etc::SourceParts \"/dev/null\";"
 		for d in Dir::State::Lists=lists Dir::Cache::Archives=archives \
 			Dir::Cache::pkgcache=pkgcache.bin Dir::Cache::srcpkgcache=srcpkgcache.bin; do
 			echo "${d%%=*} \"$r/${d#*=}\";"
@@ -42,29 +66,36 @@ apt_config() {
 		for line in "$@"; do echo "$line"; done
 	} >"$r/apt.conf"
 	APT_CONFIG="$r/apt.conf" apt-get update -q >"$r/update.log" 2>&1 ||
-		die "apt-get update failed (see $r/update.log)"
-	touch "$r/.updated"
+		die "apt-get update failed, is the mirror reachable? ($(grep -m 1 -E '^(Err|E):' "$r/update.log" || echo "see $r/update.log"))"
+	echo "$stamp" >"$r/.updated"
 }
 
-# The system's suites (so that dependencies resolve) plus bullseye for the
-# base and bookworm-backports for QEMU.
+# The system's Debian suites (so that dependencies resolve), bullseye and
+# bullseye-security for the bases, bookworm-backports for QEMU.
 apt_setup() {
-	local mirror key=/usr/share/keyrings/debian-archive-keyring.gpg s
-	[ -f "$APT_ROOT/.updated" ] && return 0
+	local mirror security
+	[ -n "${APT_SETUP_DONE:-}" ] && return 0
 	mirror=$(apt_mirror)
-	mkdir -p "$APT_ROOT/sources.d"
-	for s in /etc/apt/sources.list.d/*.sources; do
-		[ -r "$s" ] && cp "$s" "$APT_ROOT/sources.d/"
-	done
+	security=$(apt_security_mirror)
+	mkdir -p "$APT_ROOT"
 	{
-		cat <<EOT
-deb [signed-by=$key] $mirror bullseye main
-deb [signed-by=$key] $mirror bookworm-backports main
-EOT
-		# A machine with a one-line-style sources.list instead.
-		[ -r /etc/apt/sources.list ] && grep -E '^deb ' /etc/apt/sources.list || true
-	} >"$APT_ROOT/extra.list"
-	apt_config "$APT_ROOT" "$APT_ROOT/extra.list" "$APT_ROOT/sources.d"
+		echo "deb [signed-by=$DEBIAN_KEYRING] $mirror bookworm bookworm-updates main"
+		echo "deb [signed-by=$DEBIAN_KEYRING] $mirror bookworm-backports main"
+		echo "deb [signed-by=$DEBIAN_KEYRING] $mirror bullseye main"
+		if [ -n "$security" ]; then
+			echo "deb [signed-by=$DEBIAN_KEYRING] $security bookworm-security main"
+			echo "deb [signed-by=$DEBIAN_KEYRING] $security bullseye-security main"
+		fi
+	} >"$APT_ROOT/sources.list.new"
+	mv "$APT_ROOT/sources.list.new" "$APT_ROOT/sources.list"
+	apt_config "$APT_ROOT" "$APT_ROOT/sources.list"
+	APT_SETUP_DONE=1
+}
+
+# apt_need_suite SUITE: die unless the private sources carry SUITE.
+apt_need_suite() {
+	grep -q " $1 " "$APT_ROOT/sources.list" ||
+		die "no apt source for $1: the machine's apt sources name no Debian security mirror"
 }
 
 apt_private() {
@@ -76,12 +107,11 @@ apt_private() {
 APT_ROOT_ARM64=$APT_ROOT/arm64
 
 apt_setup_arm64() {
-	local mirror key=/usr/share/keyrings/debian-archive-keyring.gpg r=$APT_ROOT_ARM64
-	[ -f "$r/.updated" ] && return 0
+	local mirror r=$APT_ROOT_ARM64
 	mirror=$(apt_mirror)
 	mkdir -p "$r"
-	echo "deb [arch=arm64 signed-by=$key] $mirror bookworm main" >"$r/sources.list"
-	apt_config "$r" "$r/sources.list" /dev/null 'APT::Architecture "arm64";' \
+	echo "deb [arch=arm64 signed-by=$DEBIAN_KEYRING] $mirror bookworm main" >"$r/sources.list"
+	apt_config "$r" "$r/sources.list" 'APT::Architecture "arm64";' \
 		'APT::Architectures { "arm64"; };'
 }
 

@@ -11,7 +11,7 @@
 
 flavour=${1:?usage: build-kernel.sh vhe|nvhe [TREE] [OUT]}
 tree=${2:-$TREE}
-out=$(realpath -m "${3:-$BUILD/out-$flavour}")
+out=$(realpath -m "${3:-$WORK/out-$flavour}")
 tree=$(realpath -m "$tree")
 cfgdir=$TOP/tooling/config
 

@@ -6,8 +6,8 @@
 . "$(dirname "$0")/common.sh"
 
 tree=$(realpath -m "${1:-$TREE}")
-out=$BUILD/out-selftests
-inst=$BUILD/kselftest-install
+out=$WORK/out-selftests
+inst=$WORK/kselftest-install
 targets=${KSFT_TARGETS:-kvm/mte}
 
 need_cmd "${CROSS_COMPILE}g++" "install g++-aarch64-linux-gnu (tooling/deps.sh)"
@@ -20,8 +20,8 @@ rm -rf "$inst"
 make -C "$tree/tools/testing/selftests" TARGETS="$targets" ARCH=arm64 \
 	CROSS_COMPILE="$CROSS_COMPILE" KBUILD_OUTPUT="$out" KSFT_INSTALL_PATH="$inst" \
 	KHDR_INCLUDES="-I$out/kselftest/usr/include" FORCE_TARGETS=1 \
-	install >"$BUILD/selftests.log" 2>&1 ||
-	{ grep -E 'error|Error' "$BUILD/selftests.log" | head -20 >&2; die "selftest build failed (see $BUILD/selftests.log)"; }
-[ -s "$inst/kselftest-list.txt" ] || die "selftest install produced no test list (see $BUILD/selftests.log)"
-"$TOP/tooling/mkinitramfs.sh" "$inst" "$BUILD/initramfs.cpio"
-echo "$BUILD/initramfs.cpio"
+	install >"$WORK/selftests.log" 2>&1 ||
+	{ grep -E 'error|Error' "$WORK/selftests.log" | head -20 >&2; die "selftest build failed (see $WORK/selftests.log)"; }
+[ -s "$inst/kselftest-list.txt" ] || die "selftest install produced no test list (see $WORK/selftests.log)"
+"$TOP/tooling/mkinitramfs.sh" "$inst" "$WORK/initramfs.cpio"
+echo "$WORK/initramfs.cpio"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Compose build/linux: a git repository whose first commit (tag "base") is the
-# pristine base and whose following commits are the series, one per line of
-# patches/series, each overlay file landing in its commit.
+# Compose the series onto its base: a git repository whose first commit (tag
+# "base") is the pristine base and whose following commits are the patches
+# of patches/series, in order.
 #
 # The new commits are built in a private index without touching the working
 # tree, and only then checked out, so a re-compose rewrites only the files
 # whose content changed (the kernel build stays incremental).
 #
-#   tooling/compose.sh [--force]   --force discards uncommitted edits in build/linux
+#   tooling/compose.sh [--force]   --force discards uncommitted edits
 . "$(dirname "$0")/common.sh"
 . "$TOP/tooling/series.sh"
 
@@ -16,13 +16,12 @@ force=0
 
 "$TOP/tooling/fetch-base.sh"
 
-export GIT_AUTHOR_NAME="kvm-mte testbed" GIT_AUTHOR_EMAIL="testbed@invalid"
-export GIT_COMMITTER_NAME="kvm-mte testbed" GIT_COMMITTER_EMAIL="testbed@invalid"
-base_date="2024-08-10T00:00:00+0000"
 git_t() { git -C "$TREE" "$@"; }
 
+# The base commit is the same on every machine (fixed identity and date),
+# so its id can be quoted as the series' base-commit.
 if ! git_t rev-parse -q --verify refs/tags/base >/dev/null 2>&1; then
-	say "creating $TREE from the pristine base (once)"
+	say "creating $TREE from the pristine $BASE_VERSION base (once)"
 	rm -rf "$TREE"
 	mkdir -p "$TREE"
 	cp -a "$BASE_CACHE/." "$TREE/"
@@ -31,7 +30,9 @@ if ! git_t rev-parse -q --verify refs/tags/base >/dev/null 2>&1; then
 	git_t config core.autocrlf false
 	git_t config gc.auto 0
 	git_t add -A -f .
-	GIT_AUTHOR_DATE=$base_date GIT_COMMITTER_DATE=$base_date \
+	GIT_AUTHOR_NAME="kvm-mte testbed" GIT_AUTHOR_EMAIL="testbed@invalid" \
+		GIT_COMMITTER_NAME="kvm-mte testbed" GIT_COMMITTER_EMAIL="testbed@invalid" \
+		GIT_AUTHOR_DATE="2024-08-10T00:00:00+0000" GIT_COMMITTER_DATE="2024-08-10T00:00:00+0000" \
 		git_t commit -q -m "Linux $BASE_VERSION (Debian linux-source-5.10 $BASE_DEB_VERSION)"
 	git_t tag base
 fi
@@ -45,8 +46,9 @@ trap 'rm -rf "$work"' EXIT
 export GIT_INDEX_FILE=$work/index
 git_t read-tree base
 head=$(git_t rev-parse base)
+mapfile -t patches < <(series_patches)
 n=0
-while read -r patch files; do
+for patch in "${patches[@]}"; do
 	n=$((n + 1))
 	pfile=$TOP/patches/$patch
 	[ -f "$pfile" ] || die "patches/series names $patch, which does not exist"
@@ -57,17 +59,9 @@ while read -r patch files; do
 	email=$(sed -n 's/^Email: //p' "$work/info")
 	date=$(sed -n 's/^Date: //p' "$work/info")
 	[ -n "$subject" ] && [ -n "$author" ] || die "$patch: no Subject or From line"
-	if grep -q "^diff --git " "$work/diff"; then
-		git_t apply --cached --whitespace=nowarn "$work/diff" 2>"$work/apply.err" ||
-			die "$patch does not apply: $(head -n 3 "$work/apply.err" | tr '\n' ' ')"
-	fi
-	for f in $files; do
-		[ -f "$TOP/$f" ] || die "$patch: overlay file $f does not exist"
-		mode=100644
-		[ -x "$TOP/$f" ] && mode=100755
-		blob=$(git_t hash-object -w "$TOP/$f")
-		git_t update-index --add --cacheinfo "$mode,$blob,$f"
-	done
+	grep -q "^diff --git " "$work/diff" || die "$patch has no diff: it would be an empty commit"
+	git_t apply --cached --whitespace=nowarn "$work/diff" 2>"$work/apply.err" ||
+		die "patch $n/${#patches[@]} ($patch) does not apply to the $BASE_VERSION base: $(head -n 3 "$work/apply.err" | tr '\n' ' ')"
 	tree=$(git_t write-tree)
 	{
 		echo "$subject"
@@ -79,7 +73,7 @@ while read -r patch files; do
 	head=$(GIT_AUTHOR_NAME=$author GIT_AUTHOR_EMAIL=$email GIT_AUTHOR_DATE=$date \
 		GIT_COMMITTER_NAME=$author GIT_COMMITTER_EMAIL=$email GIT_COMMITTER_DATE=$date \
 		git_t commit-tree "$tree" -p "$head" -F "$work/commit-msg")
-done < <(series_lines)
+done
 unset GIT_INDEX_FILE
 
 old=$(git_t rev-parse HEAD)
@@ -91,4 +85,4 @@ if [ "$old" != "$head" ]; then
 		git_t checkout -q -B main "$head"
 	fi
 fi
-say "composed $TREE: base + $n commits"
+say "composed $TREE: $BASE_VERSION base + $n commits"

@@ -6,6 +6,9 @@
 # initramfs. Quick when everything is already there.
 . "$(dirname "$0")/common.sh"
 
+# A chroot without /proc breaks apt, the builds and QEMU in obscure ways.
+[ -e /proc/self/exe ] || die "/proc is not mounted (in a chroot, bind /proc, /sys and /dev first)"
+
 pkgs=(make gcc g++ gcc-aarch64-linux-gnu g++-aarch64-linux-gnu binutils-aarch64-linux-gnu
 	bc flex bison libssl-dev libelf-dev cpio ccache python3 xz-utils git rsync
 	perl kmod sparse python3-docutils clang-format cppcheck)

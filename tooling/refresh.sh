@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Refresh patches/ and the overlay from the commits made in build/linux
-# (base..HEAD): the inverse of compose.sh, so compose followed by refresh
-# gives no diff.
+# Write the commits made in the composed tree (base..HEAD) back into
+# patches/ (one complete format-patch file each, and patches/series) and the
+# overlay (the new files at the end of the series): the inverse of
+# compose.sh, so compose followed by refresh gives no diff.
 #
 #   tooling/refresh.sh [OUTDIR]   OUTDIR defaults to the repo itself
 . "$(dirname "$0")/common.sh"
@@ -13,41 +14,29 @@ git_t rev-parse -q --verify refs/tags/base >/dev/null || die "no composed tree a
 [ -z "$(git_t status --porcelain --untracked-files=no)" ] ||
 	die "$TREE has uncommitted changes: commit them first"
 
-old_overlay=$(series_overlay_files || true)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/patches"
-fp=(format-patch --zero-commit --no-signature --no-numbered)
+mkdir -p "$work/patches" "$work/overlay"
 
-n=0
-while read -r c; do
-	n=$((n + 1))
-	added=$(git_t diff-tree -r --no-commit-id --name-only --diff-filter=A "$c^" "$c")
-	name=$(basename "$(git_t "${fp[@]}" --start-number "$n" -o "$work/full" -1 "$c")")
-	excl=()
-	for f in $added; do excl+=(":(exclude)$f"); done
-	if git_t diff --quiet "$c^" "$c" -- . "${excl[@]}"; then
-		# Only new files: the patch keeps just the commit message.
-		sed '/^---$/q' "$work/full/$name" >"$work/patches/$name"
-	else
-		git_t "${fp[@]}" --stdout "$c^..$c" -- . "${excl[@]}" >"$work/patches/$name"
-	fi
-	for f in $added; do
-		mkdir -p "$work/overlay/$(dirname "$f")"
-		git_t show "$c:$f" >"$work/overlay/$f"
-		[ "$(git_t ls-tree "$c" -- "$f" | cut -c1-6)" = 100755 ] && chmod +x "$work/overlay/$f"
-	done
-	echo "$name" $added >>"$work/patches/series"
-done < <(git_t rev-list --reverse base..HEAD)
-
-mkdir -p "$dest/patches"
-rm -f "$dest"/patches/*.patch
-for f in $old_overlay; do rm -f "$dest/$f"; done
+# Neutral, reproducible patch files: no commit ids, no version signature.
+git_t format-patch -q --zero-commit --no-signature --no-numbered -o "$work/patches" base..HEAD
+empty=$(grep -L '^diff --git ' "$work"/patches/*.patch || true)
+[ -z "$empty" ] || die "commits without changes (they would be empty commits): $(basename -a $empty | tr '\n' ' ')"
 {
 	sed -n '/^#/p' "$SERIES" 2>/dev/null || true
-	cat "$work/patches/series" 2>/dev/null || true
-} >"$work/series.new"
-[ -s "$work/series.new" ] && mv "$work/series.new" "$work/patches/series"
+	(cd "$work/patches" && ls -- *.patch)
+} >"$work/patches/series"
+
+while IFS= read -r f; do
+	mkdir -p "$work/overlay/$(dirname "$f")"
+	git_t show "HEAD:$f" >"$work/overlay/$f"
+	[ "$(git_t ls-tree HEAD -- "$f" | cut -c1-6)" = 100755 ] && chmod +x "$work/overlay/$f"
+done < <(git_t diff --name-only --diff-filter=A base HEAD)
+
+# Replace, never merge: patches and overlay files that are gone go.
+mkdir -p "$dest/patches"
+rm -f "$dest"/patches/*.patch
+for d in $(overlay_roots "$dest"); do rm -rf "${dest:?}/$d"; done
 cp -a "$work/patches/." "$dest/patches/"
-[ -d "$work/overlay" ] && cp -a "$work/overlay/." "$dest/"
-say "refreshed $n patches into $dest"
+cp -a "$work/overlay/." "$dest/"
+say "refreshed $(ls "$work"/patches/*.patch | wc -l) patches and $(find "$work/overlay" -type f | wc -l) overlay files into $dest"

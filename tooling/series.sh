@@ -1,23 +1,30 @@
 # shellcheck shell=bash
-# The series manifest, patches/series: one line per commit, in order:
+# The series: patches/series names the patches of patches/ in order, one per
+# line (blank lines and lines starting with '#' are ignored). Each patch is a
+# complete git format-patch file, new files included, so that
 #
-#   NNNN-subject.patch [overlay/file/path ...]
+#   git am $(sed '/^#/d' patches/series | sed 's|^|patches/|')
 #
-# The patch holds the commit message and the changes to files that exist in
-# the base; the overlay files listed after it are new files that land, whole,
-# in that commit (their content is kept at their path in this repo).
-# Blank lines and lines starting with '#' are ignored.
+# (the same as git am patches/*.patch) gives the whole series on the base.
+#
+# The overlay, the files the series adds at the path where they land (arch/,
+# tools/, ...), is a browsable view of the series' new files as they are at
+# its end. tooling/refresh.sh writes it together with patches/, and
+# tooling/check-series.sh proves that both equal the composed tree.
 
 SERIES=$TOP/patches/series
 
-series_lines() {
+series_patches() {
 	[ -f "$SERIES" ] || return 0
 	grep -v -e '^[[:space:]]*$' -e '^[[:space:]]*#' "$SERIES"
 }
 
-# All overlay paths named by the manifest.
-series_overlay_files() {
-	series_lines | while read -r _patch files; do
-		for f in $files; do echo "$f"; done
+# The overlay's top-level folders in DIR: those the kernel tree has too.
+overlay_roots() {
+	local dir=$1 d
+	for d in "$dir"/*/; do
+		d=$(basename "$d")
+		[ -e "$BASE_CACHE/$d" ] && echo "$d"
 	done
+	return 0
 }
