@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Upstream readiness of the series, checked on every run:
-#   1. patches/ and the overlay round-trip through build/linux byte for byte
-#   2. the exported series applies to the pristine base with git am (no fuzz)
+#   1. patches/ and the overlay round-trip through the composed tree byte
+#      for byte
+#   2. patches/ and the exported series apply to the pristine base with
+#      git am (no fuzz), one commit each, giving the composed tree
 #   3. checkpatch.pl --strict is clean but for tooling/checkpatch-exceptions
-#   4. every commit builds, VHE and nVHE
+#   4. every commit builds (VHE; nVHE at the tip and where it can differ)
 #   5. W=1 and sparse give no new warning in the kernel files the series touches
 #   6. the C++ selftests are clang-format clean and cppcheck clean
 #   7. Documentation/virt/kvm/api.rst gives no new docutils warning
@@ -12,7 +14,7 @@
 . "$(dirname "$0")/common.sh"
 
 steps=${*:-roundtrip am checkpatch build warnings cxx docs}
-results=${SERIES_RESULTS:-$BUILD/series-check.txt}
+results=${SERIES_RESULTS:-$WORK/series-check.txt}
 failed=()
 fail() {
 	echo "FAIL: $*"
@@ -21,51 +23,75 @@ fail() {
 }
 git_t() { git -C "$TREE" "$@"; }
 
-"$TOP/tooling/compose.sh" >/dev/null
+# Every step leaves a line: PASS, its findings, or, if the script dies or
+# is killed halfway, a FAIL saying that the step did not finish.
+: >"$results"
+current=""
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-series=$BUILD/series
-"$TOP/tooling/export.sh" "$series" >/dev/null
-mapfile -t patches < <(ls "$series"/[0-9][0-9][0-9][0-9]-*.patch | grep -v '/0000-cover-letter.patch$')
+finish() {
+	[ -z "$current" ] || echo "FAIL $current: the step did not finish" >>"$results"
+	git_t checkout -q main 2>/dev/null || true
+	rm -rf "$work"
+}
+trap finish EXIT
+
+"$TOP/tooling/compose.sh" >/dev/null
+series=$WORK/series
+EXPORT_UNSIGNED=1 "$TOP/tooling/export.sh" "$series" >/dev/null
+mapfile -t exported < <(ls "$series"/[0-9][0-9][0-9][0-9]-*.patch | grep -v '/0000-cover-letter.patch$')
+. "$TOP/tooling/series.sh"
+mapfile -t committed < <(series_patches | sed "s|^|$TOP/patches/|")
 mapfile -t commits < <(git_t rev-list --reverse base..HEAD)
 
 step_roundtrip() {
-	say "round trip: build/linux -> patches/ + overlay"
+	local d
+	say "round trip: composed tree -> patches/ + overlay"
 	"$TOP/tooling/refresh.sh" "$work/rt" >/dev/null
 	diff -r -x cover-letter.txt "$work/rt/patches" "$TOP/patches" >"$work/rt.diff" ||
-		fail roundtrip "patches/ differs from the composed commits: $(head -n 5 "$work/rt.diff")"
-	. "$TOP/tooling/series.sh"
-	for f in $(series_overlay_files); do
-		cmp -s "$work/rt/$f" "$TOP/$f" || fail roundtrip "overlay file $f differs from its commit"
+		fail roundtrip "patches/ differs from the composed commits: $(head -n 5 "$work/rt.diff" | tr '\n' ' ')"
+	for d in $( (overlay_roots "$work/rt"; overlay_roots "$TOP") | sort -u); do
+		diff -r "$work/rt/$d" "$TOP/$d" >"$work/ov.diff" 2>&1 ||
+			fail roundtrip "the overlay differs from the series' new files: $(head -n 3 "$work/ov.diff" | tr '\n' ' ')"
 	done
 }
 
-step_am() {
-	local am=$BUILD/am
-	say "git am of the exported series onto the pristine base"
-	if [ ! -d "$am/.git" ] && [ ! -f "$am/.git" ]; then
+# git am PATCH... onto the pristine base in a scratch worktree; the result
+# must be the composed tree.
+am_onto_base() {
+	local what=$1 am=$WORK/am p i=0
+	shift
+	if [ ! -e "$am/.git" ]; then
 		git_t worktree prune
 		git_t worktree add -q --detach "$am" base
 	fi
 	git -C "$am" am --abort >/dev/null 2>&1 || true
 	git -C "$am" checkout -q -f --detach base
 	git -C "$am" clean -q -fdx
-	for p in "${patches[@]}"; do
+	for p in "$@"; do
+		i=$((i + 1))
 		if ! git -C "$am" -c user.name=check -c user.email=check@invalid \
 			am -q --whitespace=error-all "$p" >"$work/am.log" 2>&1; then
-			fail am "$(basename "$p") does not apply: $(grep -m 3 -E 'error|patch failed' "$work/am.log" | tr '\n' ' ')"
+			fail am "$what: patch $i/$# $(basename "$p") does not apply to $BASE_VERSION: $(grep -m 3 -E 'error|patch failed' "$work/am.log" | tr '\n' ' ')"
 			git -C "$am" am --abort >/dev/null 2>&1 || true
 			return
 		fi
 	done
+	[ "$(git -C "$am" rev-list --count base..HEAD)" = "${#commits[@]}" ] ||
+		fail am "$what: git am made $(git -C "$am" rev-list --count base..HEAD) commits, the series has ${#commits[@]}"
 	[ "$(git -C "$am" rev-parse 'HEAD^{tree}')" = "$(git_t rev-parse 'HEAD^{tree}')" ] ||
-		fail am "the series applied with git am differs from build/linux"
+		fail am "$what: the tree git am gives differs from the composed tree"
+}
+
+step_am() {
+	say "git am of patches/ and of the exported series onto the pristine $BASE_VERSION base"
+	am_onto_base "patches/" "${committed[@]}"
+	am_onto_base "exported series" "${exported[@]}"
 }
 
 step_checkpatch() {
 	say "checkpatch.pl --strict"
 	local p subject
-	for p in "${patches[@]}"; do
+	for p in "${exported[@]}"; do
 		subject=$(git mailinfo /dev/null /dev/null <"$p" | sed -n 's/^Subject: //p')
 		"$TREE/scripts/checkpatch.pl" --strict --no-tree --terse --show-types "$p" 2>&1 |
 			grep -E ': (ERROR|WARNING|CHECK):' >"$work/cp.out" || true
@@ -89,16 +115,30 @@ excepted() {
 	return 1
 }
 
+# Files whose code depends on CONFIG_ARM64_VHE, the only option in which the
+# nVHE configuration differs (tooling/config/nvhe.config): a commit that
+# builds for VHE builds for nVHE too unless it changes one of them, so nVHE
+# is built at the tip and at such commits only.
+NVHE_SENSITIVE='arch/arm64/Kconfig arch/arm64/kernel/cpufeature.c arch/arm64/kernel/head.S'
+
 step_build() {
-	local c subject f
-	say "building every commit, VHE and nVHE"
+	local c subject f i=0 t0 flavours
+	say "building every commit (${#commits[@]}), VHE; nVHE where it can differ"
 	for c in "${commits[@]}"; do
+		i=$((i + 1))
 		subject=$(git_t log -1 --format=%s "$c")
+		flavours=vhe
+		if [ "$c" = "${commits[-1]}" ] ||
+			[ -n "$(git_t diff --name-only "$c^" "$c" -- $NVHE_SENSITIVE)" ]; then
+			flavours="vhe nvhe"
+		fi
 		git_t checkout -q --detach "$c"
-		for f in vhe nvhe; do
+		for f in $flavours; do
+			t0=$(date +%s)
 			if ! "$TOP/tooling/build-kernel.sh" "$f" >"$work/build.log" 2>&1; then
-				fail build "$f build of '$subject': $(grep -m 5 -E 'error' "$BUILD/out-$f/build.log" | tr '\n' ' ')"
+				fail build "$f build of '$subject': $(grep -m 5 -E 'error' "$WORK/out-$f/build.log" | tr '\n' ' ')"
 			fi
+			echo "    commit $i/${#commits[@]} $f: $(($(date +%s) - t0))s  $subject"
 		done
 	done
 	git_t checkout -q main
@@ -131,15 +171,15 @@ step_warnings() {
 	[ ${#objs[@]} -gt 0 ] || return 0
 	# The base only needs a configured tree: object_warnings() prepares it
 	# and compiles just the touched files.
-	CONFIG_ONLY=1 "$TOP/tooling/build-kernel.sh" vhe "$BASE_CACHE" "$BUILD/out-base-vhe" >/dev/null
-	[ -f "$BUILD/out-vhe/.config" ] || "$TOP/tooling/build-kernel.sh" vhe >/dev/null
+	CONFIG_ONLY=1 "$TOP/tooling/build-kernel.sh" vhe "$BASE_CACHE" "$WORK/out-base-vhe" >/dev/null
+	[ -f "$WORK/out-vhe/.config" ] || "$TOP/tooling/build-kernel.sh" vhe >/dev/null
 	for kind in w1 sparse; do
 		local existing=()
 		for f in "${objs[@]}"; do
 			[ -f "$BASE_CACHE/${f%.o}.c" ] && existing+=("$f")
 		done
-		object_warnings "$BASE_CACHE" "$BUILD/out-base-vhe" "$kind" "${existing[@]}" >"$work/$kind.base"
-		object_warnings "$TREE" "$BUILD/out-vhe" "$kind" "${objs[@]}" >"$work/$kind.tip"
+		object_warnings "$BASE_CACHE" "$WORK/out-base-vhe" "$kind" "${existing[@]}" >"$work/$kind.base"
+		object_warnings "$TREE" "$WORK/out-vhe" "$kind" "${objs[@]}" >"$work/$kind.tip"
 		comm -13 "$work/$kind.base" "$work/$kind.tip" >"$work/$kind.new"
 		echo "  $kind: $(wc -l <"$work/$kind.base") warning(s) in the base, $(wc -l <"$work/$kind.tip") with the series, $(wc -l <"$work/$kind.new") new"
 		while IFS= read -r w; do
@@ -149,7 +189,7 @@ step_warnings() {
 }
 
 step_cxx() {
-	local dir=$TOP/tools/testing/selftests/kvm/mte files
+	local dir=$TREE/tools/testing/selftests/kvm/mte files
 	say "clang-format and cppcheck on the C++ selftests"
 	mapfile -t files < <(cd "$dir" && find . -name '*.cpp' -o -name '*.hpp' -o -name '*.h' | LC_ALL=C sort)
 	(cd "$dir" && clang-format --dry-run --Werror "${files[@]}") >"$work/fmt.log" 2>&1 ||
@@ -161,7 +201,7 @@ step_cxx() {
 }
 
 rst_warnings() {
-	python3 - "$1" <<'PY'
+	"$PYTHON" - "$1" <<'PY'
 import io, re, sys
 import docutils.core, docutils.utils
 src = open(sys.argv[1]).read()
@@ -179,7 +219,7 @@ PY
 
 step_docs() {
 	say "docutils on Documentation/virt/kvm/api.rst"
-	python3 -c 'import docutils' 2>/dev/null || { fail docs "python3-docutils is not installed"; return; }
+	"$PYTHON" -c 'import docutils' 2>/dev/null || { fail docs "python3-docutils is not installed"; return; }
 	rst_warnings "$BASE_CACHE/Documentation/virt/kvm/api.rst" | LC_ALL=C sort >"$work/doc.base"
 	rst_warnings "$TREE/Documentation/virt/kvm/api.rst" | LC_ALL=C sort >"$work/doc.tip"
 	comm -13 "$work/doc.base" "$work/doc.tip" >"$work/doc.new"
@@ -188,11 +228,12 @@ step_docs() {
 	done <"$work/doc.new"
 }
 
-: >"$results"
 for s in $steps; do
+	current=$s
 	before=${#failed[@]}
 	"step_$s"
 	[ ${#failed[@]} -gt "$before" ] || echo "PASS $s" >>"$results"
+	current=""
 done
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "series checks failed: ${#failed[@]} finding(s)"

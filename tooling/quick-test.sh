@@ -1,56 +1,32 @@
 #!/usr/bin/env bash
-# Iterate on selftests without composing or rebuilding anything else: build
-# the C++ selftests straight from this repo's overlay, pack one test binary
-# into a throw-away initramfs, and run it under QEMU on an already built
-# kernel. Prints the test's KTAP output.
+# Run some of the selftests on an already built kernel, through the same
+# kselftest install, initramfs and init as the matrix, and judge the run
+# with tooling/report.py --partial (a partial run says so, and fails on
+# everything else that fails a matrix run).
 #
-#   tooling/quick-test.sh TEST [FILTER] [FLAVOUR] [MTE]
-#     TEST     binary name, e.g. mte_cap_test
-#     FILTER   glob on suite.name, comma separated (default: all tests)
-#     FLAVOUR  vhe (default) or nvhe: uses build/out-FLAVOUR/arch/arm64/boot/Image
+#   tooling/quick-test.sh BINARY [REGEX] [FLAVOUR] [MTE]
+#     BINARY   test binary, e.g. mte_cap_test, or "all"
+#     REGEX    POSIX extended regular expression on suite.name (default: all
+#              tests of the binary), e.g. 'mte_cap\.enable_.*'
+#     FLAVOUR  vhe (default) or nvhe
 #     MTE      on (default) or off
-# Environment: QUICK_DIR (scratch dir, default build/quick), QEMU_TIMEOUT.
+#
+# The selftests are rebuilt from the composed tree first (make only redoes
+# what changed); the kernel is not rebuilt. Environment: QEMU_TIMEOUT.
 . "$(dirname "$0")/common.sh"
 
-test=${1:?usage: quick-test.sh TEST [FILTER] [FLAVOUR] [MTE]}
+binary=${1:?usage: quick-test.sh BINARY [REGEX] [FLAVOUR] [MTE]}
 filter=${2:-}
 flavour=${3:-vhe}
 mte=${4:-on}
-dir=$(realpath -m "${QUICK_DIR:-$BUILD/quick}")
-src=$TOP/tools/testing/selftests/kvm/mte
-hdr=$BUILD/out-selftests/kselftest/usr/include
-image=$BUILD/out-$flavour/arch/arm64/boot/Image
+image=$WORK/out-$flavour/arch/arm64/boot/Image
+log=$WORK/runs/quick-$flavour-mte-$mte.log
 
 [ -f "$image" ] || die "no $flavour kernel: run tooling/build-kernel.sh $flavour"
-[ -d "$hdr/linux" ] || die "no exported uapi headers in $hdr: run tooling/build-selftests.sh once"
-
-make -s -C "$src" OUTPUT="$dir/out" KHDR_INCLUDES="-I$hdr" CROSS_COMPILE="$CROSS_COMPILE" \
-	"$dir/out/$test" || die "build of $test failed"
-
-root=$dir/root
-rm -rf "$root"
-mkdir -p "$root"/{bin,dev,proc,sys,tmp}
-cp "$BUILD/cache/busybox/bin/busybox" "$root/bin/busybox"
-ln -s busybox "$root/bin/sh"
-cp "$dir/out/$test" "$root/$test"
-cat >"$root/init" <<EOT
-#!/bin/sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
-if [ -e /sys/block/zram0 ]; then
-	echo 256M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0
-fi
-echo "quick-test: start"
-/$test $(echo "$filter" | tr ',' ' ')
-echo "quick-test: rc=\$?"
-poweroff -f
-EOT
-chmod 755 "$root/init"
-(cd "$root" && find . | cpio -o -H newc --quiet) >"$dir/initramfs.cpio"
-QUIET=1 "$TOP/tooling/run-qemu.sh" "$image" "$dir/initramfs.cpio" "$dir/console.log" \
-	"$flavour" "$mte" "${QEMU_TIMEOUT:-300}" || true
-sed -n '/^quick-test: start/,/^quick-test: rc=/p' "$dir/console.log" | grep -v '^quick-test: start'
-grep -E 'WARNING:|BUG:|Oops|Internal error|Kernel panic|Call trace:|lockdep|circular locking' \
-	"$dir/console.log" && echo "quick-test: console shows a kernel splat (see $dir/console.log)"
-exit 0
+"$TOP/tooling/build-selftests.sh" >/dev/null
+args=""
+[ "$binary" = all ] || args="-t,kvm/mte:$binary"
+TESTBED_ARGS=$args TESTBED_FILTER=$filter QUIET=1 \
+	"$TOP/tooling/run-qemu.sh" "$image" "$WORK/initramfs.cpio" "$log" "$flavour" "$mte" \
+	"${QEMU_TIMEOUT:-900}" || true
+exec "$PYTHON" "$TOP/tooling/report.py" --partial "$flavour-mte-$mte=$log"
