@@ -4,9 +4,27 @@
  * on it: guest memory and globals are visible to the host, ucalls (SYNC,
  * ASSERT_FAIL, DONE) and exception reports carry the right data, errno
  * matchers report what KVM returned, and ONE_REG access by name works.
+ *
+ * The harness itself is tested from outside: the binary runs a copy of
+ * itself with the hidden "harness" self-tests enabled (KTEST_SELFTEST=1),
+ * which crash, hang, exit or leave helpers behind on purpose, and checks
+ * the KTAP and exit status the copy gives, so that every run proves that a
+ * broken test is reported and the next one still runs.
  */
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <source_location>
 #include <string>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
 
 #include "framework.hpp"
 #include "lib/arch.hpp"
@@ -163,4 +181,326 @@ TEST(framework, get_set_one_reg_by_name)
 	}
 	EXPECT_TRUE(has_tcr);
 	EXPECT_TRUE(has_pc);
+}
+
+/*
+ * The harness self-tests: each fails in one of the ways a test can, and
+ * harness.passes, defined last so it runs after any of them, shows that the
+ * run went on. Only a copy of this binary started by the tests below, with
+ * KTEST_SELFTEST=1, has them.
+ */
+
+TEST_SELFTEST(harness, crashes, 0)
+{
+	/* A real fault on an inaccessible page, not a raise(): what a broken test does. */
+	const Mapping page = Mapping::map("mmap", nullptr, static_cast<size_t>(getpagesize()),
+					  PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	*static_cast<volatile int *>(page.get()) = 1;
+}
+
+TEST_SELFTEST(harness, hangs, 1)
+{
+	for (;;)
+		pause();
+}
+
+/* The helper inherits stdout: the copy's output only ends if the helper is killed too. */
+TEST_SELFTEST(harness, hangs_with_helper, 1)
+{
+	check(make_result("fork", fork()));
+	for (;;)
+		pause();
+}
+
+/* Passes, but leaves a helper holding stdout, which the harness must not leave running. */
+TEST_SELFTEST(harness, leaves_helper, 0)
+{
+	if (check(make_result("fork", fork())) == 0)
+		for (;;)
+			pause();
+}
+
+TEST_SELFTEST(harness, exits_3, 0)
+{
+	std::exit(3);
+}
+
+/* Status 0 but no outcome reported: the harness must not take it for a pass. */
+TEST_SELFTEST(harness, exits_0_without_result, 0)
+{
+	std::exit(0);
+}
+
+TEST_SELFTEST(harness, fails, 0)
+{
+	EXPECT_EQ(1, 2);
+}
+
+TEST_SELFTEST(harness, skips, 0)
+{
+	SKIP("skipped on purpose");
+}
+
+TEST_SELFTEST(harness, passes, 0) {}
+
+namespace
+{
+
+/*
+ * Longest a copy of the binary may take, far above the 2.5 s its slowest
+ * run takes (a 2 s timeout), so that a harness that fails to time a test
+ * out is reported here rather than by this test's own timeout.
+ */
+constexpr auto SELF_RUN_DEADLINE = std::chrono::seconds(10);
+
+struct SelfRun {
+	/* Exit status, or -1 if the copy did not exit normally. */
+	int status;
+	/* stdout and stderr, interleaved as written. */
+	std::string output;
+};
+
+/*
+ * Runs /proc/self/exe with args, with or without the harness self-tests, and
+ * collects all it prints until every writer has closed stdout: the copy,
+ * its tests and any helper those forked.
+ */
+SelfRun run_self(const std::vector<std::string> &args, bool selftests)
+{
+	constexpr const char *exe = "/proc/self/exe";
+	const std::string env_prefix = std::string(ktest::SELFTEST_ENV) + "=";
+	const std::string env_on = env_prefix + "1";
+	std::vector<char *> argv{const_cast<char *>(exe)};
+	std::vector<char *> envp;
+
+	/* Built before fork(), so that the child has only to exec. */
+	for (const auto &a : args)
+		argv.push_back(const_cast<char *>(a.c_str()));
+	argv.push_back(nullptr);
+	for (char **e = environ; *e; e++)
+		if (std::strncmp(*e, env_prefix.c_str(), env_prefix.size()))
+			envp.push_back(*e);
+	if (selftests)
+		envp.push_back(const_cast<char *>(env_on.c_str()));
+	envp.push_back(nullptr);
+
+	int fds[2];
+
+	check(make_result("pipe2", pipe2(fds, O_CLOEXEC)));
+
+	FileDesc rd(fds[0]);
+	FileDesc wr(fds[1]);
+	const pid_t pid = static_cast<pid_t>(check(make_result("fork", fork())));
+
+	if (pid == 0) {
+		dup2(wr.get(), STDOUT_FILENO);
+		dup2(wr.get(), STDERR_FILENO);
+		execve(exe, argv.data(), envp.data());
+
+		/* Says why in the output the test prints, as 127 alone would not. */
+		const std::string why =
+			std::string("execve ") + exe + ": " + errno_name(errno) + "\n";
+
+		/* Should this write fail too, status 127 still fails the test. */
+		static_cast<void>(write(STDERR_FILENO, why.data(), why.size()));
+		_exit(127);
+	}
+	wr = FileDesc();
+
+	SelfRun run{-1, ""};
+	const auto deadline = std::chrono::steady_clock::now() + SELF_RUN_DEADLINE;
+	bool eof = false;
+
+	while (!eof) {
+		const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+			deadline - std::chrono::steady_clock::now());
+		struct pollfd pfd = {.fd = rd.get(), .events = POLLIN, .revents = 0};
+		char buf[4096];
+
+		if (left.count() <= 0)
+			break;
+		if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0)
+			continue;
+
+		const ssize_t n = read(rd.get(), buf, sizeof(buf));
+
+		if (n > 0)
+			run.output.append(buf, static_cast<size_t>(n));
+		else if (n == 0 || errno != EINTR)
+			eof = true;
+	}
+	if (!eof) {
+		ktest::record_failure(
+			KTEST_HERE,
+			"a copy of the binary (" + args.front() +
+				" ...) still holds stdout after " +
+				std::to_string(SELF_RUN_DEADLINE.count()) +
+				" s: it hangs, or a helper of one of its tests survived");
+		kill(pid, SIGKILL);
+	}
+
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(status))
+		run.status = WEXITSTATUS(status);
+	return run;
+}
+
+std::vector<std::string> split_lines(const std::string &text)
+{
+	std::vector<std::string> lines;
+	std::string::size_type start = 0, end;
+
+	while ((end = text.find('\n', start)) != std::string::npos) {
+		lines.push_back(text.substr(start, end - start));
+		start = end + 1;
+	}
+	if (start < text.size())
+		lines.push_back(text.substr(start));
+	return lines;
+}
+
+/* Every expected line appears, whole and in this order; prints the output if not. */
+void expect_lines(const SelfRun &run, const std::vector<std::string> &expected,
+		  std::source_location loc = std::source_location::current())
+{
+	const std::vector<std::string> lines = split_lines(run.output);
+	auto pos = lines.begin();
+
+	for (const auto &want : expected) {
+		const auto found = std::find(pos, lines.end(), want);
+
+		if (found == lines.end()) {
+			ktest::record_failure(loc, "missing, or out of order: \"" + want +
+							   "\"; the copy printed:\n" + run.output);
+			return;
+		}
+		pos = found + 1;
+	}
+}
+
+/* No line starts with prefix. */
+void expect_no_line_starting(const SelfRun &run, const std::string &prefix,
+			     std::source_location loc = std::source_location::current())
+{
+	for (const auto &line : split_lines(run.output))
+		if (line.starts_with(prefix))
+			ktest::record_failure(loc, "unexpected line \"" + line +
+							   "\"; the copy printed:\n" + run.output);
+}
+
+/* Runs the self-test `test`, then harness.passes; `test` must fail with `reason`. */
+void expect_fails_then_next_runs(const std::string &test, const std::string &reason,
+				 const std::vector<std::string> &extra_args = {},
+				 std::source_location loc = std::source_location::current())
+{
+	std::vector<std::string> args = extra_args;
+
+	args.insert(args.end(), {"-t", test, "-t", "harness.passes"});
+
+	const SelfRun run = run_self(args, true);
+
+	if (run.status != ktest::KSFT_FAIL)
+		ktest::record_failure(loc, test + ": the copy exited with " +
+						   std::to_string(run.status) + ", not KSFT_FAIL");
+	expect_lines(run,
+		     {"1..2", "# RUN " + test, "not ok 1 " + test + " # " + reason,
+		      "# RUN harness.passes", "ok 2 harness.passes",
+		      "# Totals: pass:1 fail:1 xfail:0 xpass:0 skip:0 error:0"},
+		     loc);
+}
+
+} // namespace
+
+/* A test that dies of a signal fails with the signal's name; the next one runs. */
+TEST(framework, harness_survives_crashing_test)
+{
+	expect_fails_then_next_runs("harness.crashes", "killed by signal SIGSEGV");
+}
+
+/*
+ * A hanging test is killed at its own timeout, with helpers it forked (else
+ * the copy's stdout would stay open); --timeout overrides a test's own.
+ * Waits out 1 + 1 + 2 s of timeouts (4.1-4.2 s in all under TCG); its own
+ * limit lets all three copies run into SELF_RUN_DEADLINE if timeouts broke,
+ * so that this test, not its timeout, says what went wrong.
+ */
+TEST_TIMEOUT(framework, harness_times_out_hanging_test, 40)
+{
+	expect_fails_then_next_runs("harness.hangs", "timed out after 1 s");
+	expect_fails_then_next_runs("harness.hangs_with_helper", "timed out after 1 s");
+	expect_fails_then_next_runs("harness.hangs", "timed out after 2 s", {"--timeout", "2"});
+}
+
+/* exit() from a test fails it, even with status 0, as it reported nothing. */
+TEST(framework, harness_fails_exiting_test)
+{
+	expect_fails_then_next_runs("harness.exits_3", "exited with status 3");
+	expect_fails_then_next_runs("harness.exits_0_without_result", "exited without a result");
+}
+
+/* Outcomes and skip reasons cross from child to parent; exit codes follow kselftest. */
+TEST(framework, harness_reports_outcomes)
+{
+	SelfRun run = run_self({"-t", "harness.fails", "-t", "harness.passes"}, true);
+
+	EXPECT_EQ(run.status, ktest::KSFT_FAIL);
+	expect_lines(run, {"# RUN harness.fails", "not ok 1 harness.fails", "ok 2 harness.passes"});
+
+	run = run_self({"-t", "harness.skips"}, true);
+	EXPECT_EQ(run.status, ktest::KSFT_SKIP);
+	expect_lines(run, {"ok 1 harness.skips # SKIP skipped on purpose"});
+
+	/* Also proves the leftover helper is gone: else the output would not end. */
+	run = run_self({"-t", "harness.leaves_helper", "-t", "harness.skips"}, true);
+	EXPECT_EQ(run.status, ktest::KSFT_PASS);
+	expect_lines(run, {"ok 1 harness.leaves_helper",
+			   "ok 2 harness.skips # SKIP skipped on purpose"});
+}
+
+/* -l, -t, -r and globs select; the self-tests exist only on request; bad usage fails. */
+TEST(framework, harness_selects_tests)
+{
+	SelfRun run = run_self({"-l"}, false);
+
+	EXPECT_EQ(run.status, ktest::KSFT_PASS);
+	expect_lines(run, {"framework.guest_writes_memory_seen_by_host",
+			   "framework.harness_selects_tests"});
+	expect_no_line_starting(run, "harness.");
+	expect_no_line_starting(run, "TAP version");
+
+	run = run_self({"-l", "-r", "^harness\\.(crashes|passes)$"}, true);
+	EXPECT_EQ(run.status, ktest::KSFT_PASS);
+	EXPECT_EQ(run.output, std::string("harness.crashes\nharness.passes\n"));
+
+	/* A short name, a regex and a glob together, run in definition order. */
+	run = run_self({"harness.sk*", "-r", "^harness\\.pa", "-t", "fails"}, true);
+	EXPECT_EQ(run.status, ktest::KSFT_FAIL);
+	expect_lines(run, {"1..3", "not ok 1 harness.fails",
+			   "ok 2 harness.skips # SKIP skipped on purpose", "ok 3 harness.passes"});
+
+	/* Not registered without KTEST_SELFTEST=1, so an unknown name. */
+	run = run_self({"-t", "harness.passes"}, false);
+	EXPECT_EQ(run.status, ktest::KSFT_FAIL);
+	EXPECT_NE(run.output.find("no test named 'harness.passes'"), std::string::npos);
+	expect_no_line_starting(run, "# RUN");
+
+	for (const auto &bad : std::vector<std::vector<std::string>>{{"--bogus"},
+								     {"-x"},
+								     {"-t"},
+								     {"--timeout", "0"},
+								     {"--timeout", "1s"},
+								     {"-r", "("}}) {
+		run = run_self(bad, true);
+		EXPECT_EQ(run.status, ktest::KSFT_FAIL);
+		EXPECT_NE(run.output.find("usage: "), std::string::npos);
+		expect_no_line_starting(run, "# RUN");
+	}
+
+	run = run_self({"-h"}, false);
+	EXPECT_EQ(run.status, ktest::KSFT_PASS);
+	EXPECT_NE(run.output.find("usage: "), std::string::npos);
 }

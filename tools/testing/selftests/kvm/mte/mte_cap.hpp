@@ -155,6 +155,9 @@ constexpr uint64_t mte_cap_huge_tag(uint64_t off)
 /* Pattern the host writes into memory that guest_read_word() reads back. */
 constexpr uint64_t MTE_CAP_HOST_WORD = 0x6d74'6563'6170'0001;
 
+/* SYNC stage of guest_read_pages_forever() after each pass. */
+constexpr uint64_t MTE_CAP_SYNC_PASS = 1;
+
 extern "C" {
 void guest_read_id_aa64pfr1();
 void guest_probe_mte_regs();
@@ -164,6 +167,8 @@ void guest_wait_for_injected_abort(bool has_mte);
 void guest_dc_tag_set_way();
 void guest_tag_region(uint64_t base, uint64_t size);
 void guest_read_word(const uint64_t *addr);
+/* Reads the first word of every page of [base, base + size), then SYNCs; forever. */
+void guest_read_pages_forever(uint64_t base, uint64_t size);
 void guest_scan_huge_tags(uint64_t base, uint64_t size, uint64_t page_stride, bool store);
 
 /* ID_AA64PFR1_EL1 as the guest's mrs returned it. */

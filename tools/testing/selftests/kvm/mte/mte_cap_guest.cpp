@@ -265,6 +265,15 @@ extern "C" void guest_read_word(const uint64_t *addr)
 	mte_cap_word = *reinterpret_cast<const volatile uint64_t *>(addr);
 }
 
+extern "C" void guest_read_pages_forever(uint64_t base, uint64_t size)
+{
+	for (;;) {
+		for (uint64_t a = base; a < base + size; a += arch::PAGE_SIZE)
+			mte_cap_word = *reinterpret_cast<const volatile uint64_t *>(a);
+		GUEST_SYNC(MTE_CAP_SYNC_PASS);
+	}
+}
+
 /*
  * Visits every granule of the pages base + k * page_stride * PAGE_SIZE in
  * [base, base + size): counts those whose tag is not 0, then, if store,

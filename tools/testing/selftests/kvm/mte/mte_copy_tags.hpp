@@ -59,6 +59,8 @@ constexpr uint64_t COPY_TAGS_SYNC_SAVE_POINT = 1;
 constexpr uint64_t COPY_TAGS_SYNC_ROUND = 2;
 
 extern "C" {
+/* Store value into the first word of every page of [base, base + size). */
+void guest_touch_pages(uint64_t base, uint64_t size, uint64_t value);
 /* Tag every granule of [base, base + size) with copy_tags_pattern(seed, .). */
 void guest_set_tags(uint64_t base, uint64_t size, uint64_t seed);
 /* Assert that LDG reads copy_tags_pattern(seed, .) for every granule. */

@@ -17,6 +17,12 @@ uint64_t copy_tags_saved_ptr;
 uint64_t copy_tags_stress_stop;
 uint64_t copy_tags_bad_granule;
 
+extern "C" void guest_touch_pages(uint64_t base, uint64_t size, uint64_t value)
+{
+	for (uint64_t a = base; a < base + size; a += PAGE_SIZE)
+		*reinterpret_cast<volatile uint64_t *>(a) = value;
+}
+
 extern "C" void guest_set_tags(uint64_t base, uint64_t size, uint64_t seed)
 {
 	for (uint64_t a = base; a < base + size; a += mte::GRANULE_SIZE)

@@ -15,6 +15,7 @@
 #include "lib/arch.hpp"
 #include "lib/copy_tags.hpp"
 #include "lib/kvm.hpp"
+#include "lib/mte_vm.hpp"
 #include "lib/names.hpp"
 #include "lib/test.hpp"
 #include "lib/vcpu_state.hpp"
@@ -44,13 +45,9 @@ std::string describe_fault(uint64_t esr, uint64_t far)
 
 Vm make_vm(Kvm &kvm)
 {
-	Vm vm(kvm);
+	Vm vm = mte_vm(kvm);
 
-	EXPECT_THAT(vm.enable_cap(KVM_CAP_ARM_MTE), SyscallSucceeds());
-	vm.add_region({.slot = DEMO_SLOT,
-		       .gpa = DEMO_GPA,
-		       .size = DEMO_SIZE,
-		       .stage1 = {.attr = Stage1::tagged}});
+	vm.add_region(tagged_region(DEMO_SLOT, DEMO_GPA, DEMO_SIZE));
 	return vm;
 }
 
@@ -71,7 +68,7 @@ TEST(demo, save_and_restore_an_mte_guest)
 {
 	Kvm kvm;
 
-	require_cap(kvm, KVM_CAP_ARM_MTE, "the host has no MTE");
+	require_guest_mte(kvm);
 	narrate("1. VM A: KVM_CAP_ARM_MTE enabled before its vCPU, ", DEMO_PAGES,
 		" pages of guest memory mapped Normal Tagged in the guest.");
 	Vm a = make_vm(kvm);

@@ -196,6 +196,8 @@ void guest_scan(uint64_t base, uint64_t len, uint64_t tag_seed, uint64_t data_se
 		TagsDataLayout layout);
 void guest_fill_identical(uint64_t base, uint64_t len, uint64_t word, uint64_t tag_seed);
 void guest_isolation_worker();
+void guest_tag_then_verify(uint64_t base, uint64_t len, uint64_t tag_seed, uint64_t other_seed);
+void guest_touch(uint64_t addr);
 
 extern TagsIrgResult tags_irg_result;
 extern TagsFault tags_faults[GUEST_MAX_VCPUS];
@@ -209,4 +211,6 @@ extern TagsScan tags_tag_scan;
 extern TagsScan tags_data_scan;
 extern TagsIsolationParams tags_iso_params[GUEST_MAX_VCPUS];
 extern TagsIsolationStatus tags_iso_status[GUEST_MAX_VCPUS];
+/* guest_tag_then_verify(): granules whose tag was neither seed's, and the first. */
+extern TagsScan tags_race_scan;
 }

@@ -22,6 +22,7 @@ TagsScan tags_tag_scan;
 TagsScan tags_data_scan;
 TagsIsolationParams tags_iso_params[GUEST_MAX_VCPUS];
 TagsIsolationStatus tags_iso_status[GUEST_MAX_VCPUS];
+TagsScan tags_race_scan;
 
 namespace
 {
@@ -412,4 +413,37 @@ extern "C" void guest_isolation_worker()
 		GUEST_SYNC(i);
 	}
 	/* The handler stays: the other vCPUs of this VM may still be running. */
+}
+
+/*
+ * First-touch race, the tagging side: tags [base, base + len) with
+ * tag_seed's pattern, then reads every tag back. A tag may also be other_seed's (the
+ * VMM tagging the same page at the same time), but never anything else:
+ * in particular never 0, which is what a late first initialisation leaves.
+ */
+extern "C" void guest_tag_then_verify(uint64_t base, uint64_t len, uint64_t tag_seed,
+				      uint64_t other_seed)
+{
+	guest_memset(&tags_race_scan, 0, sizeof(tags_race_scan));
+	mte_enable(arch::sctlr::TCF_NONE);
+	for (uint64_t addr = base; addr < base + len; addr += GRANULE_SIZE)
+		stg(with_tag(addr, tags_pattern(tag_seed, addr)));
+	for (uint64_t addr = base; addr < base + len; addr += GRANULE_SIZE) {
+		const uint64_t tag = ldg(addr);
+		const uint64_t want = tags_pattern(tag_seed, addr);
+
+		if (other_seed != TAGS_NO_PATTERN && tag == tags_pattern(other_seed, addr))
+			scan_note(tags_race_scan, addr, tag, tag);
+		else
+			scan_note(tags_race_scan, addr, tag, want);
+	}
+}
+
+/*
+ * First-touch race, the other side: a store that faults the memory in
+ * (a load could map the huge zero page, and no THP would be made).
+ */
+extern "C" void guest_touch(uint64_t addr)
+{
+	store(addr, 0);
 }

@@ -19,6 +19,7 @@ constexpr uint64_t bit(unsigned int n)
 constexpr uint64_t PAGE_SIZE = 4096;
 constexpr unsigned int PAGE_SHIFT = 12;
 constexpr uint64_t BLOCK_SIZE_2M = uint64_t{2} << 20;
+constexpr uint64_t BLOCK_SIZE_1G = uint64_t{1} << 30;
 
 /* MAIR_EL1: one byte of attributes per index; the index goes into the PTE. */
 namespace mair

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <fcntl.h>
+#include <regex>
 #include <string_view>
 #include <unistd.h>
 
@@ -20,11 +21,27 @@ constexpr const char *KMSG_PATH = "/dev/kmsg";
 /* Larger than any record the kernel hands out (its limit is about 1 KiB). */
 constexpr size_t RECORD_MAX = 8192;
 
-/* What the selftest tooling also greps the console for. */
-constexpr std::string_view SPLAT_MARKERS[] = {
-	"WARNING:",	"BUG:",	       "Oops",	  "Internal error",
-	"Kernel panic", "Call trace:", "lockdep", "circular locking",
+/*
+ * What counts as a splat: the patterns of lib/splat-markers.txt, the list
+ * the test bed also judges the console with, generated into this array at
+ * build time.
+ */
+constexpr const char *SPLAT_PATTERNS[] = {
+#include "splat_markers.inc"
 };
+
+const std::vector<std::regex> &splat_regexes()
+{
+	static const std::vector<std::regex> regexes = [] {
+		std::vector<std::regex> v;
+
+		for (const char *p : SPLAT_PATTERNS)
+			v.emplace_back(p, std::regex::extended | std::regex::nosubs);
+		return v;
+	}();
+
+	return regexes;
+}
 
 std::string_view message_of(std::string_view record)
 {
@@ -66,9 +83,11 @@ std::vector<std::string> KmsgWatch::new_splats()
 		const std::string_view msg =
 			message_of(std::string_view(buf, static_cast<size_t>(n)));
 
-		for (std::string_view marker : SPLAT_MARKERS)
-			if (msg.find(marker) != std::string_view::npos) {
-				found.emplace_back(msg);
+		const std::string line(msg);
+
+		for (const std::regex &re : splat_regexes())
+			if (std::regex_search(line, re)) {
+				found.push_back(line);
 				break;
 			}
 	}

@@ -5,6 +5,7 @@
  */
 #include "names.hpp"
 
+#include <csignal>
 #include <cstdio>
 #include <linux/kvm.h>
 
@@ -81,6 +82,7 @@ constexpr NameEntry cap_names[] = {
 	NAME_ENTRY(KVM_CAP_NR_MEMSLOTS),
 	NAME_ENTRY(KVM_CAP_CHECK_EXTENSION_VM),
 	NAME_ENTRY(KVM_CAP_ARM_PSCI_0_2),
+	NAME_ENTRY(KVM_CAP_ARM_EL1_32BIT),
 	NAME_ENTRY(KVM_CAP_ARM_PMU_V3),
 	NAME_ENTRY(KVM_CAP_ARM_VM_IPA_SIZE),
 	NAME_ENTRY(KVM_CAP_ARM_SVE),
@@ -91,6 +93,18 @@ constexpr NameEntry cap_names[] = {
 	NAME_ENTRY(KVM_CAP_ARM_NISV_TO_USER),
 	NAME_ENTRY(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2),
 	NAME_ENTRY(KVM_CAP_ARM_MTE),
+};
+
+/* Linux's signals on arm64: what a test that dies is reported as. */
+constexpr NameEntry signal_names[] = {
+	NAME_ENTRY(SIGHUP),  NAME_ENTRY(SIGINT),    NAME_ENTRY(SIGQUIT), NAME_ENTRY(SIGILL),
+	NAME_ENTRY(SIGTRAP), NAME_ENTRY(SIGABRT),   NAME_ENTRY(SIGBUS),	 NAME_ENTRY(SIGFPE),
+	NAME_ENTRY(SIGKILL), NAME_ENTRY(SIGUSR1),   NAME_ENTRY(SIGSEGV), NAME_ENTRY(SIGUSR2),
+	NAME_ENTRY(SIGPIPE), NAME_ENTRY(SIGALRM),   NAME_ENTRY(SIGTERM), NAME_ENTRY(SIGSTKFLT),
+	NAME_ENTRY(SIGCHLD), NAME_ENTRY(SIGCONT),   NAME_ENTRY(SIGSTOP), NAME_ENTRY(SIGTSTP),
+	NAME_ENTRY(SIGTTIN), NAME_ENTRY(SIGTTOU),   NAME_ENTRY(SIGURG),	 NAME_ENTRY(SIGXCPU),
+	NAME_ENTRY(SIGXFSZ), NAME_ENTRY(SIGVTALRM), NAME_ENTRY(SIGPROF), NAME_ENTRY(SIGWINCH),
+	NAME_ENTRY(SIGIO),   NAME_ENTRY(SIGPWR),    NAME_ENTRY(SIGSYS),
 };
 
 #undef NAME_ENTRY
@@ -152,6 +166,14 @@ std::string kvm_cap_name(long cap)
 {
 	return named_or_number(lookup(cap_names, static_cast<unsigned long>(cap)), "KVM_CAP",
 			       static_cast<unsigned long>(cap));
+}
+
+std::string signal_name(int sig)
+{
+	const char *name =
+		sig > 0 ? lookup(signal_names, static_cast<unsigned long>(sig)) : nullptr;
+
+	return name ? std::string(name) : "signal " + std::to_string(sig);
 }
 
 std::string esr_class_name(uint64_t esr)

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Human-readable names for the numbers KVM and the architecture hand back,
- * so failure messages say "KVM_EXIT_MMIO" or "EC 0x25 DABT_CUR" instead of
- * leaving the reader to decode them.
+ * Human-readable names for the numbers KVM, the architecture and the kernel
+ * hand back, so failure messages say "KVM_EXIT_MMIO", "EC 0x25 DABT_CUR" or
+ * "SIGSEGV" instead of leaving the reader to decode them.
  */
 #pragma once
 
@@ -23,6 +23,8 @@ std::string esr_class_name(uint64_t esr);
 std::string vector_name(uint64_t index);
 /* "SYNC", "DONE", ... as the guest API spells the commands. */
 std::string ucall_cmd_name(UcallCmd cmd);
+/* "SIGSEGV" for a signal number, as a test's death is reported; "signal <n>" if unnamed. */
+std::string signal_name(int sig);
 /* "0x1f" */
 std::string hex(uint64_t v);
 
