@@ -1371,13 +1371,15 @@ TEST(mte_cap, pfnmap_slot_made_before_enable_faults)
 	EXPECT_THAT(vcpu.run_raw(), SyscallFailsWithErrno(EFAULT));
 }
 
-/* A slot whose memory is replaced by a ramfs mapping afterwards makes KVM_RUN fail with EFAULT. */
-TEST(mte_cap, replaced_slot_mapping_faults_with_efault)
+namespace
 {
-	Kvm kvm;
 
-	require_guest_mte(kvm);
-
+/*
+ * An MTE VM with an anonymous data slot, and a ramfs file the VMM can map
+ * over the slot's memory (MAP_FIXED) behind KVM's back.
+ */
+struct ReplaceableSlotVm {
+	Kvm kvm = mte_kvm();
 	Ramfs ramfs;
 	FileDesc file = ramfs.create_file(DATA_SIZE);
 	Vm vm = mte_vm(kvm);
@@ -1386,12 +1388,34 @@ TEST(mte_cap, replaced_slot_mapping_faults_with_efault)
 		.gpa = MTE_CAP_DATA_GPA,
 		.size = DATA_SIZE,
 	});
-	Vcpu &vcpu = vm.add_vcpu(0);
 
-	ASSERT_NE(mmap(data.host(), DATA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-		       file.get(), 0),
-		  MAP_FAILED);
-	vcpu.start(guest_read_word, reinterpret_cast<const uint64_t *>(data.gpa()));
+	/* The slot's memory becomes the ramfs file, which cannot hold tags. */
+	void map_ramfs() const
+	{
+		ASSERT_NE(mmap(data.host(), DATA_SIZE, PROT_READ | PROT_WRITE,
+			       MAP_SHARED | MAP_FIXED, file.get(), 0),
+			  MAP_FAILED);
+	}
+
+	/* And back to anonymous memory. */
+	void map_anonymous() const
+	{
+		ASSERT_NE(mmap(data.host(), DATA_SIZE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
+			  MAP_FAILED);
+	}
+};
+
+} // namespace
+
+/* A slot whose memory is replaced by a ramfs mapping afterwards makes KVM_RUN fail with EFAULT. */
+TEST(mte_cap, replaced_slot_mapping_faults_with_efault)
+{
+	ReplaceableSlotVm t;
+	Vcpu &vcpu = t.vm.add_vcpu(0);
+
+	t.map_ramfs();
+	vcpu.start(guest_read_word, reinterpret_cast<const uint64_t *>(t.data.gpa()));
 	EXPECT_THAT(vcpu.run_raw(), SyscallFailsWithErrno(EFAULT));
 }
 
@@ -1401,29 +1425,19 @@ TEST(mte_cap, replaced_slot_mapping_faults_with_efault)
  */
 TEST(mte_cap, replaced_slot_mapping_refused_by_copy_tags)
 {
-	Kvm kvm;
-
-	require_guest_mte(kvm);
-
-	Ramfs ramfs;
-	FileDesc file = ramfs.create_file(DATA_SIZE);
-	Vm vm = mte_vm(kvm);
-	MemRegion &data = vm.add_region({
-		.slot = MTE_CAP_DATA_SLOT,
-		.gpa = MTE_CAP_DATA_GPA,
-		.size = DATA_SIZE,
-	});
+	ReplaceableSlotVm t;
 	std::vector<uint8_t> tags(mte_tag_bytes(DATA_SIZE));
 
-	ASSERT_THAT(mte_copy_tags(vm, data.gpa(), DATA_SIZE, tags.data(), KVM_ARM_TAGS_TO_GUEST),
-		    SyscallSucceedsWithValue(DATA_SIZE));
-	ASSERT_NE(mmap(data.host(), DATA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-		       file.get(), 0),
-		  MAP_FAILED);
-	EXPECT_THAT(mte_copy_tags(vm, data.gpa(), DATA_SIZE, tags.data(), KVM_ARM_TAGS_TO_GUEST),
-		    SyscallFailsWithErrno(EFAULT));
-	EXPECT_THAT(mte_copy_tags(vm, data.gpa(), DATA_SIZE, tags.data(), KVM_ARM_TAGS_FROM_GUEST),
-		    SyscallFailsWithErrno(EFAULT));
+	ASSERT_THAT(
+		mte_copy_tags(t.vm, t.data.gpa(), DATA_SIZE, tags.data(), KVM_ARM_TAGS_TO_GUEST),
+		SyscallSucceedsWithValue(DATA_SIZE));
+	t.map_ramfs();
+	EXPECT_THAT(
+		mte_copy_tags(t.vm, t.data.gpa(), DATA_SIZE, tags.data(), KVM_ARM_TAGS_TO_GUEST),
+		SyscallFailsWithErrno(EFAULT));
+	EXPECT_THAT(
+		mte_copy_tags(t.vm, t.data.gpa(), DATA_SIZE, tags.data(), KVM_ARM_TAGS_FROM_GUEST),
+		SyscallFailsWithErrno(EFAULT));
 }
 
 namespace
@@ -1453,38 +1467,23 @@ uint64_t pages_flagged(const void *addr, uint64_t len)
  */
 TEST_TIMEOUT(mte_cap, slot_remapped_during_faults_never_maps_untaggable_pages, 20)
 {
-	Kvm kvm;
-
-	require_guest_mte(kvm);
-
-	Ramfs ramfs;
-	FileDesc file = ramfs.create_file(DATA_SIZE);
-	Mapping file_view = map_file(file, DATA_SIZE);
-	Vm vm = mte_vm(kvm);
-	MemRegion &data = vm.add_region({
-		.slot = MTE_CAP_DATA_SLOT,
-		.gpa = MTE_CAP_DATA_GPA,
-		.size = DATA_SIZE,
-	});
-	Vcpu &vcpu = vm.add_vcpu(0);
+	ReplaceableSlotVm t;
+	Mapping file_view = map_file(t.file, DATA_SIZE);
+	Vcpu &vcpu = t.vm.add_vcpu(0);
 	std::atomic<bool> stop = false;
 	uint64_t remaps = 0, passes = 0, efaults = 0;
 
 	/* The file's pages exist (and have PFNs) before the race starts. */
 	std::memset(file_view.get(), 0, DATA_SIZE);
-	vcpu.start(guest_read_pages_forever, data.gpa(), DATA_SIZE);
+	vcpu.start(guest_read_pages_forever, t.data.gpa(), DATA_SIZE);
 	run_concurrently({
 		[&] {
 			const auto deadline =
 				std::chrono::steady_clock::now() + REMAP_RACE_DURATION;
 
 			while (std::chrono::steady_clock::now() < deadline) {
-				ASSERT_NE(mmap(data.host(), DATA_SIZE, PROT_READ | PROT_WRITE,
-					       MAP_SHARED | MAP_FIXED, file.get(), 0),
-					  MAP_FAILED);
-				ASSERT_NE(mmap(data.host(), DATA_SIZE, PROT_READ | PROT_WRITE,
-					       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
-					  MAP_FAILED);
+				t.map_ramfs();
+				t.map_anonymous();
 				remaps++;
 			}
 			stop = true;
