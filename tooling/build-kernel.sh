@@ -9,6 +9,9 @@
 # the build instead of producing a kernel that tests less than it claims.
 . "$(dirname "$0")/common.sh"
 
+# Progress goes to stderr; stdout carries only the image's path.
+exec 3>&1 1>&2
+
 flavour=${1:?usage: build-kernel.sh vhe|nvhe [TREE] [OUT]}
 tree=${2:-$TREE}
 out=$(realpath -m "${3:-$WORK/out-$flavour}")
@@ -61,7 +64,18 @@ if [ -n "${CONFIG_ONLY:-}" ]; then
 fi
 
 say "building $flavour kernel in $out"
-"${kmake[@]}" Image >"$out/build.log" 2>&1 ||
+# A cold build takes minutes on 2 cores: say every 30 s how far it got.
+"${kmake[@]}" Image >"$out/build.log" 2>&1 &
+pid=$! t0=$SECONDS next=30
+while kill -0 "$pid" 2>/dev/null; do
+	sleep 1
+	if [ $((SECONDS - t0)) -ge $next ]; then
+		printf '    [%4ds] %s kernel: %d files compiled\n' $((SECONDS - t0)) "$flavour" \
+			"$(grep -c '^  CC ' "$out/build.log" || true)"
+		next=$((next + 30))
+	fi
+done
+wait "$pid" ||
 	{ grep -E 'error|Error' "$out/build.log" | head -20 >&2; die "$flavour kernel build failed (see $out/build.log)"; }
 grep -E '(warning|error):' "$out/build.log" | grep -v '^make' >"$out/warnings.log" || true
-echo "$out/arch/arm64/boot/Image"
+echo "$out/arch/arm64/boot/Image" >&3
