@@ -35,6 +35,8 @@ finish() {
 }
 trap finish EXIT
 
+# Composing and exporting come before any step: a failure here is recorded too.
+current=prepare
 "$TOP/tooling/compose.sh" >/dev/null
 series=$WORK/series
 EXPORT_UNSIGNED=1 "$TOP/tooling/export.sh" "$series" >/dev/null
@@ -42,6 +44,7 @@ mapfile -t exported < <(ls "$series"/[0-9][0-9][0-9][0-9]-*.patch | grep -v '/00
 . "$TOP/tooling/series.sh"
 mapfile -t committed < <(series_patches | sed "s|^|$TOP/patches/|")
 mapfile -t commits < <(git_t rev-list --reverse base..HEAD)
+current=""
 
 step_roundtrip() {
 	local d

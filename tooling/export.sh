@@ -52,7 +52,9 @@ git_t update-ref refs/export/signed "$head"
 
 rm -rf "$out"
 mkdir -p "$out"
-git_t format-patch -q --cover-letter --thread=shallow --base="$base" -o "$out" "$base..$head"
+# The cover letter takes its From: line from the committer identity, which
+# a fresh machine does not have: give it the exporter's.
+git_t -c user.name="$name" -c user.email="$email" format-patch -q --cover-letter --thread=shallow --base="$base" -o "$out" "$base..$head"
 letter=$(ls "$out"/0000-cover-letter.patch)
 "$PYTHON" - "$letter" "$cover" "$TOP/tooling/checkpatch-exceptions" <<'PY'
 import sys
