@@ -138,7 +138,10 @@ step_build() {
 		git_t checkout -q --detach "$c"
 		for f in $flavours; do
 			t0=$(date +%s)
-			if ! "$TOP/tooling/build-kernel.sh" "$f" >"$work/build.log" 2>&1; then
+			echo "    commit $i/${#commits[@]} $f: building  $subject"
+			# The log gets the output; the console the build's progress lines.
+			if ! "$TOP/tooling/build-kernel.sh" "$f" 2>&1 >"$work/build.log" |
+				{ grep --line-buffered '^    \[' || true; }; then
 				fail build "$f build of '$subject': $(grep -m 5 -E 'error' "$WORK/out-$f/build.log" | tr '\n' ' ')"
 			fi
 			echo "    commit $i/${#commits[@]} $f: $(($(date +%s) - t0))s  $subject"

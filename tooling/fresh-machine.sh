@@ -107,7 +107,7 @@ run() {
 	chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
 		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		bash -c "cd /root/kvm-mte && $cmd" 2>&1 | tee "$dir/$name.log" |
-		grep --line-buffered -E '^(==>|matrix:|error:|    \[)' 
+		grep --line-buffered -E '^(==>|matrix:|error:|FAIL|    \[|    commit )'
 	rc=${PIPESTATUS[0]}
 	set -e
 	local secs=$(($(date +%s) - t0))
