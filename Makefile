@@ -29,6 +29,8 @@ help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 	@echo "  other targets: deps base compose refresh export kernel kernel-vhe kernel-nvhe"
 	@echo "                 selftests run check fresh-machine clean distclean"
+	@echo "  make run FLAVOUR=vhe|nvhe MTE=on|off    one QEMU run of the whole suite"
+	@echo "  make BASE=5.10.262 TARGET               any target on another base of tooling/bases"
 
 deps:
 	$(T)/deps.sh
