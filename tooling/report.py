@@ -31,9 +31,7 @@ A run fails when:
 
 --partial is for runs of a few tests only (quick runs): expected tests that
 did not run are counted and announced ("PARTIAL RUN: N expected tests were
-not run") instead of failing the run; everything else still fails it. Logs
-of tooling/quick-test.sh (the binary run straight from init between
-"quick-test: start" and "quick-test: rc=N") are read too.
+not run") instead of failing the run; everything else still fails it.
 
 --series RESULTS reads what tooling/check-series.sh writes, one "PASS step"
 or "FAIL step: finding" line each: every step of roundtrip am checkpatch
@@ -68,7 +66,6 @@ MARKERS_FILE = ROOT / "tools" / "testing" / "selftests" / "kvm" / "mte" / "lib" 
 SERIES_STEPS = ("roundtrip", "am", "checkpatch", "build", "warnings", "cxx", "docs")
 FLAVOURS = ("vhe", "nvhe")
 MODES = ("on", "off")
-QUICK_BINARY = "(quick-test)"
 MAX_SPLAT_LINES = 20
 
 KSFT_PASS, KSFT_FAIL, KSFT_SKIP = 0, 1, 4
@@ -85,8 +82,6 @@ START_RE = re.compile(r"^testbed: running kselftests")
 QEMU_TIMEOUT_RE = re.compile(r"^testbed: QEMU timed out")
 DEMO_FAILED_RE = re.compile(r"^testbed: -+ demo FAILED")
 TESTBED_CONFIG_RE = re.compile(r"^testbed: flavour=(\S*) mte=(\S*)")
-QUICK_START_RE = re.compile(r"^quick-test: start\s*$")
-QUICK_RC_RE = re.compile(r"^quick-test: rc=(\d+)\s*$")
 LABEL_RE = re.compile(r"(?<![a-z])(vhe|nvhe)-mte-(on|off)(?![a-z])")
 
 
@@ -191,12 +186,6 @@ class Expectations:
 
     def entry(self, binary, test):
         return self.binaries.get(binary, {}).get(test)
-
-    def binary_of(self, test):
-        for binary, tests in self.binaries.items():
-            if test in tests:
-                return binary
-        return None
 
     def count(self):
         return sum(len(tests) for tests in self.binaries.values())
@@ -326,33 +315,6 @@ class Log:
     problems: list = field(default_factory=list)
 
 
-def quick_test_lines(lines):
-    """A quick-test.sh console in the shape run_kselftest.sh prints: [(line number, line)]."""
-    out = []
-    inside = False
-    for number, line in enumerate(lines, 1):
-        if not inside and QUICK_START_RE.match(line):
-            inside = True
-            out += [(number, "TAP version 13"), (number, "1..1"),
-                    (number, f"# selftests: quick: {QUICK_BINARY}")]
-            continue
-        m = QUICK_RC_RE.match(line)
-        if inside and m:
-            rc = int(m.group(1))
-            top = f"selftests: quick: {QUICK_BINARY}"
-            if rc == KSFT_PASS:
-                out.append((number, f"ok 1 {top}"))
-            elif rc == KSFT_SKIP:
-                out.append((number, f"ok 1 {top} # SKIP"))
-            else:
-                out.append((number, f"not ok 1 {top} # exit={rc}"))
-            out.append((number, f"testbed: kselftests finished rc={rc}"))
-            inside = False
-            continue
-        out.append((number, "# " + line if inside else line))
-    return out
-
-
 def parse_log(lines):
     """The KTAP structure of a console log (lines without line ends)."""
     log = Log()
@@ -361,9 +323,6 @@ def parse_log(lines):
         if START_RE.match(line):
             numbered = numbered[n:]
             break
-    else:
-        if any(QUICK_START_RE.match(line) for line in lines):
-            numbered = quick_test_lines(lines)
     current = None  # the binary whose output is being read
 
     def close_leftover():
@@ -589,9 +548,6 @@ def judge_run(label, text, exp, markers, partial=False):
     lines = text.replace("\r", "").splitlines()
     log, report.problems = check_structure(label, lines, markers)
     flavour, mode = label_config(label)
-    for b in log.binaries:
-        if b.name == QUICK_BINARY and b.results:
-            b.name = exp.binary_of(b.results[0].name) or b.name
     seen = {}
     present = {b.name for b in log.binaries}
     for b in log.binaries:
@@ -741,10 +697,6 @@ def write_expected(path, runs, markers):
         lines = text.replace("\r", "").splitlines()
         log, problems = check_structure(label, lines, markers)
         for b in log.binaries:
-            if b.name == QUICK_BINARY and b.results:
-                b.name = exp.binary_of(b.results[0].name) or b.name
-            if b.name == QUICK_BINARY:
-                problems.append("a quick-test log names no binary and its tests are not listed yet")
             for r in b.results:
                 if r.outcome == "fail":
                     problems.append(f"{b.name}: {r.name} failed")
