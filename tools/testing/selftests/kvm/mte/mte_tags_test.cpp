@@ -36,6 +36,7 @@
 #include <csignal>
 #include <cstring>
 #include <functional>
+#include <stop_token>
 #include <string>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -969,7 +970,9 @@ namespace
 /*
  * The guest tags and fills a region, the host swaps it all out, then either
  * the guest or first the VMM (reading data through its own mapping) brings
- * it back; the guest must find every tag and data word again.
+ * it back; the guest must find every tag and data word again. Between the
+ * two, the memory the region had is reused and left with other tags, so
+ * that the pages swapped in carry no tags but those swap restores.
  */
 void swap_round_trip(Backing backing, bool host_prot_mte, bool vmm_reads_first)
 {
@@ -977,6 +980,7 @@ void swap_round_trip(Backing backing, bool host_prot_mte, bool vmm_reads_first)
 	require_guest_mte(kvm);
 	require_madvise();
 	ASSERT_TRUE(swap_available());
+	mm::ScopedPin pin(mm::online_cpus().front());
 	Vm vm = mte_vm(kvm);
 	MemRegion &r = vm.add_region(tagged_region(TAGS_FIRST_SLOT, tags_slot_gpa(TAGS_FIRST_SLOT),
 						   SWAP_SIZE, backing, host_prot_mte));
@@ -986,6 +990,7 @@ void swap_round_trip(Backing backing, bool host_prot_mte, bool vmm_reads_first)
 
 	guest_write(vcpu, r.gpa(), SWAP_SIZE, TAG_SEED, DATA_SEED);
 	page_out(r);
+	const auto dirtied = dirty_free_memory_tags(DIRTY_SIZE, false);
 
 	if (vmm_reads_first) {
 		const auto *words = reinterpret_cast<const volatile uint64_t *>(r.host());
@@ -1001,6 +1006,8 @@ void swap_round_trip(Backing backing, bool host_prot_mte, bool vmm_reads_first)
 		     name + ", after swap");
 	if (host_prot_mte)
 		expect_host_sees_tags(r, 0, SWAP_SIZE, TAG_SEED);
+	/* Without stale tags in the pages swapped in, the tags prove nothing. */
+	EXPECT_NE(pages_reusing(r, dirtied), 0);
 }
 
 } // namespace
@@ -1243,7 +1250,9 @@ uint64_t race_opponent_round(RaceOpponent opp, Vm &vm, Vcpu *toucher, MemRegion 
  * touch, then lets vCPU 0 tag all of it and read its tags back while the
  * opponent initialises the same memory. Tags once written are never
  * zeroed by a late initialiser: every tag either side reads is one of the
- * two patterns.
+ * two patterns. The opponent shares its CPU with a busy thread, so that it
+ * is preempted now and then between finding a page untagged and clearing
+ * its tags, long enough for the tagger to get there first.
  */
 void first_touch_race(const RaceOpponent &opp)
 {
@@ -1256,6 +1265,14 @@ void first_touch_race(const RaceOpponent &opp)
 						   opp == RaceOpponent::host_prot_mte, true));
 	Vcpu &tagger = vm.add_vcpu(0);
 	Vcpu *toucher = opp == RaceOpponent::vcpu ? &vm.add_vcpu(1) : nullptr;
+	const std::vector<int> cpus = mm::online_cpus();
+	ASSERT_TRUE(cpus.size() >= 2);
+	const std::jthread busy([cpu = cpus[1]](const std::stop_token &stop) {
+		mm::ScopedPin pin(cpu);
+
+		while (!stop.stop_requested()) {
+		}
+	});
 	const uint64_t other_seed = opp == RaceOpponent::vcpu ? TAGS_NO_PATTERN : RACE_OTHER_SEED;
 	std::barrier sync(2);
 	std::atomic<uint64_t> guest_bad_rounds = 0, opponent_bad_rounds = 0, thp_rounds = 0;
@@ -1273,6 +1290,8 @@ void first_touch_race(const RaceOpponent &opp)
 
 	run_concurrently({
 		guarded([&] {
+			mm::ScopedPin pin(cpus[0]);
+
 			for (uint64_t round = 0; round < RACE_ROUNDS; round++) {
 				sync.arrive_and_wait();
 				tagger.start(guest_tag_then_verify, r.gpa(), RACE_SIZE, TAG_SEED,
@@ -1292,6 +1311,8 @@ void first_touch_race(const RaceOpponent &opp)
 			}
 		}),
 		guarded([&] {
+			mm::ScopedPin pin(cpus[1]);
+
 			for (uint64_t round = 0; round < RACE_ROUNDS; round++) {
 				check(make_result("madvise(MADV_DONTNEED)",
 						  madvise(r.host(), RACE_SIZE, MADV_DONTNEED)));
@@ -1323,8 +1344,8 @@ constexpr ktest::Variant<RaceOpponent> FIRST_TOUCH_RACES[] = {
 	{"first_touch_race_with_copy_tags", RaceOpponent::copy_tags},
 	{"first_touch_race_with_prot_mte_mapping", RaceOpponent::host_prot_mte},
 };
-/* 200 rounds of 2 MiB: about 5 s under TCG. */
-TEST_VARIANTS(mte_tags, FIRST_TOUCH_RACES, first_touch_race, .timeout_s = 40);
+/* 200 rounds of 2 MiB: 5 to 30 s under TCG, the busy thread included. */
+TEST_VARIANTS(mte_tags, FIRST_TOUCH_RACES, first_touch_race, .timeout_s = 90);
 
 namespace
 {
