@@ -69,12 +69,11 @@ fi
 say "unpacking a fresh root in $root"
 # A run killed before its EXIT trap leaves the host's /dev bound in the old
 # root: removing that root would empty the host's /dev.
-stale=$(awk -v r="$root/" 'index($2 "/", r) == 1 { print $2 }' /proc/self/mounts | sort -r)
-for m in $stale; do
+mounts_under() { awk -v r="$1/" 'index($2 "/", r) == 1 { print $2 }' /proc/self/mounts | sort -r; }
+for m in $(mounts_under "$root"); do
 	umount -l "$m" || die "cannot unmount $m, left bound by an earlier run"
 done
-! awk -v r="$root/" 'index($2 "/", r) == 1 { f = 1 } END { exit !f }' /proc/self/mounts ||
-	die "something is still mounted under $root; not removing it"
+[ -z "$(mounts_under "$root")" ] || die "something is still mounted under $root; not removing it"
 rm -rf "$root"
 mkdir -p "$root"
 tar -C "$root" -xf "$tarball"
