@@ -3,6 +3,9 @@
 #   make demo     main job: build the patched kernel, show the feature under QEMU
 #   make test     the full matrix: series checks, {VHE, nVHE} x {mte=on, mte=off}
 #                 on the default base, VHE mte=on on the other bases
+#   make bench    benchmarks against mainline (Debian's cloud kernel) in one
+#                 run: ROUNDS=5 boots of each kernel, table and plot under
+#                 build/bench/ (about an hour; SMOKE=1: one small size, CI)
 #
 # BASE=VERSION picks a base of tooling/bases for the steps below (default: its
 # first entry). Everything is built under build/ (ignored by git).
@@ -21,7 +24,7 @@ $(error unknown base: see tooling/bases)
 endif
 
 .PHONY: all deps base compose refresh export kernel kernel-vhe kernel-nvhe \
-	selftests demo test check fresh-machine run clean distclean help
+	selftests demo test bench check fresh-machine run clean distclean help
 
 all: help
 
@@ -78,6 +81,9 @@ demo:
 
 test:
 	$(T)/matrix.sh
+
+bench:
+	$(T)/bench.sh
 
 clean:
 	rm -rf build/out-* build/runs build/kselftest-install build/initramfs.cpio build/series \

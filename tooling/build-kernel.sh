@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Build the composed tree for one flavour: vhe or nvhe.
+# Build the composed tree for one flavour: vhe or nvhe (the test bed's
+# kernels), release-vhe or release-nvhe (the benchmarks'), debug (KASAN,
+# lockdep, page and list checking, fault injection).
 #
 #   tooling/build-kernel.sh FLAVOUR [TREE] [OUT]
 #
@@ -12,7 +14,7 @@
 # Progress goes to stderr; stdout carries only the image's path.
 exec 3>&1 1>&2
 
-flavour=${1:?usage: build-kernel.sh vhe|nvhe [TREE] [OUT]}
+flavour=${1:?usage: build-kernel.sh FLAVOUR [TREE] [OUT]}
 tree=${2:-$TREE}
 out=$(realpath -m "${3:-$WORK/out-$flavour}")
 tree=$(realpath -m "$tree")
@@ -21,7 +23,10 @@ cfgdir=$TOP/tooling/config
 case $flavour in
 vhe) frags=("$cfgdir/base.config") ;;
 nvhe) frags=("$cfgdir/base.config" "$cfgdir/nvhe.config") ;;
-*) die "unknown flavour '$flavour' (vhe or nvhe)" ;;
+release-vhe) frags=("$cfgdir/base.config" "$cfgdir/release.config") ;;
+release-nvhe) frags=("$cfgdir/base.config" "$cfgdir/nvhe.config" "$cfgdir/release.config") ;;
+debug) frags=("$cfgdir/base.config" "$cfgdir/debug.config") ;;
+*) die "unknown flavour '$flavour' (vhe, nvhe, release-vhe, release-nvhe or debug)" ;;
 esac
 
 need_cmd "${CROSS_COMPILE}gcc" "install gcc-aarch64-linux-gnu (make deps)"

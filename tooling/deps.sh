@@ -4,6 +4,8 @@
 # bookworm-backports (Debian 12's own QEMU 7.2 keeps one MTE tag per page
 # under TCG and corrupts tags), and a static arm64 busybox for the
 # initramfs. Quick when everything is already there.
+#
+#   tooling/deps.sh [bench]
 . "$(dirname "$0")/common.sh"
 
 # A chroot without /proc breaks apt, the builds and QEMU in obscure ways.
@@ -12,6 +14,8 @@
 pkgs=(make gcc g++ gcc-aarch64-linux-gnu g++-aarch64-linux-gnu binutils-aarch64-linux-gnu
 	bc flex bison libssl-dev libelf-dev cpio ccache python3 xz-utils git rsync
 	perl kmod sparse python3-docutils clang-format cppcheck)
+# "deps.sh bench": also what the benchmarks' plot needs.
+[ "${1:-}" != bench ] || pkgs+=(python3-matplotlib)
 qemu_min=8.0
 
 missing=()

@@ -16,6 +16,10 @@ flavour=${4:?}
 mte=${5:?}
 limit=${6:-${QEMU_TIMEOUT:-900}}
 args=${TESTBED_ARGS:-}
+# The benchmarks boot with more memory and hugetlb pools, and the mainline
+# peer in nVHE mode with kvm-arm.mode=nvhe.
+mem=${QEMU_MEM:-3072}
+append=${KERNEL_APPEND:-hugepagesz=1G hugepages=1}
 
 case $mte in on | off) ;; *) die "MTE must be on or off, not '$mte'" ;; esac
 [ -f "$image" ] || die "no kernel image $image"
@@ -30,7 +34,10 @@ progress() {
 		case $line in
 		"ok "*" selftests: "* | "not ok "*" selftests: "*)
 			printf '    [%4ds] %-6s %s\n' $((SECONDS - t0)) "${line%% [0-9]*}" "${line#* selftests: }" ;;
-		"testbed: kselftests finished"* | "testbed: QEMU"*)
+		"ok "[0-9]*" "* | "not ok "[0-9]*" "*)
+			# The benchmark binary, run on its own.
+			printf '    [%4ds] %-6s %s\n' $((SECONDS - t0)) "${line%% [0-9]*}" "${line#*ok [0-9]* }" ;;
+		"testbed: kselftests finished"* | "testbed: benchmarks finished"* | "testbed: QEMU"*)
 			printf '    [%4ds] %s\n' $((SECONDS - t0)) "${line#testbed: }" ;;
 		esac
 	done
@@ -43,11 +50,11 @@ say "booting $flavour kernel, mte=$mte (timeout ${limit}s); console: $log"
 set +e
 timeout -k 10 "$limit" qemu-system-aarch64 \
 	-machine "virt,virtualization=on,mte=$mte,gic-version=3" \
-	-cpu max,pauth-impdef=on -smp 2 -m 3072 \
+	-cpu max,pauth-impdef=on -smp 2 -m "$mem" \
 	-nodefaults -nic none -display none -monitor none -serial stdio -no-reboot \
 	-kernel "$image" -initrd "$initrd" \
-	-append "console=ttyAMA0 panic=-1 loglevel=6 hugepagesz=1G hugepages=1 testbed.flavour=$flavour testbed.mte=$mte testbed.args=$args testbed.filter=${TESTBED_FILTER:-} testbed.demo=${TESTBED_DEMO:-0}" \
-	</dev/null 2>&1 | tr -d '\r' | tee "$log" | { if [ -n "${QUIET:-}" ]; then progress; else cat; fi; }
+	-append "console=ttyAMA0 panic=-1 loglevel=6 $append testbed.flavour=$flavour testbed.mte=$mte testbed.args=$args testbed.filter=${TESTBED_FILTER:-} testbed.demo=${TESTBED_DEMO:-0} testbed.bench=${TESTBED_BENCH:-0}" \
+	</dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$log" | { if [ -n "${QUIET:-}" ]; then progress; else cat; fi; }
 rc=${PIPESTATUS[0]}
 set -e
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
