@@ -58,6 +58,32 @@ constexpr uint64_t COPY_TAGS_SYNC_SAVE_POINT = 1;
 /* SYNC stage at the end of each round of the concurrency guest. */
 constexpr uint64_t COPY_TAGS_SYNC_ROUND = 2;
 
+/* SYNC stage after each iteration of the live migration guest. */
+constexpr uint64_t COPY_TAGS_SYNC_ITERATION = 3;
+
+/*
+ * The live migration guest's state after iteration i (0: as it started)
+ * of the first granule of the page at index page: the tag changes with
+ * every iteration, the data word only with odd ones, since even ones only
+ * retag (STG without a data store, which the dirty log must still see).
+ */
+constexpr uint8_t migration_tag(uint64_t page, uint64_t i)
+{
+	return i ? static_cast<uint8_t>((page * 3 + i) & arch::mte::TAG_MASK) : 0;
+}
+
+constexpr bool migration_stores_data(uint64_t i)
+{
+	return i & 1;
+}
+
+constexpr uint64_t migration_data(uint64_t page, uint64_t i)
+{
+	const uint64_t last_store = i ? ((i - 1) | 1) : 0;
+
+	return last_store ? (page << 32 | last_store) : 0;
+}
+
 extern "C" {
 /* Store value into the first word of every page of [base, base + size). */
 void guest_touch_pages(uint64_t base, uint64_t size, uint64_t value);
@@ -80,11 +106,22 @@ void guest_save_restore(uint64_t pages_base, uint64_t pages_size, uint64_t thp_b
 			uint64_t thp_size, uint64_t seed);
 /* Faults in and tags [base, base + size) round after round until told to stop. */
 void guest_stress_tags(uint64_t base, uint64_t size, uint64_t seed);
+/*
+ * Iteration after iteration, checks that the first granule of every page
+ * of [base, base + size) holds the previous iteration's tag and data, then
+ * moves it to this iteration's, and SYNCs at ITERATION; it ends (DONE) once
+ * the iteration after copy_tags_migration_last has checked its state.
+ */
+void guest_migration_workload(uint64_t base, uint64_t size);
 
 /* Tagged pointer recorded by guest_save_restore() before the save point. */
 extern uint64_t copy_tags_saved_ptr;
 /* Set by the host to end guest_stress_tags() at its next round. */
 extern uint64_t copy_tags_stress_stop;
+/* The live migration guest's last finished iteration. */
+extern uint64_t copy_tags_migration_iter;
+/* Set by the host in the destination: 0 runs the guest forever. */
+extern uint64_t copy_tags_migration_last;
 /* Granule address of the last mismatch a guest check found, for diagnostics. */
 extern uint64_t copy_tags_bad_granule;
 }

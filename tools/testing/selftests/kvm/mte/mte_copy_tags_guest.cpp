@@ -16,6 +16,8 @@ using namespace guest_mte;
 uint64_t copy_tags_saved_ptr;
 uint64_t copy_tags_stress_stop;
 uint64_t copy_tags_bad_granule;
+uint64_t copy_tags_migration_iter;
+uint64_t copy_tags_migration_last;
 
 extern "C" void guest_touch_pages(uint64_t base, uint64_t size, uint64_t value)
 {
@@ -128,5 +130,33 @@ extern "C" void guest_stress_tags(uint64_t base, uint64_t size, uint64_t seed)
 			stg(a, copy_tags_pattern(seed + round, a));
 		}
 		GUEST_SYNC(COPY_TAGS_SYNC_ROUND);
+	}
+}
+
+static void migration_check(uint64_t base, uint64_t size, uint64_t i)
+{
+	for (uint64_t a = base, page = 0; a < base + size; a += PAGE_SIZE, page++) {
+		if (ldg(a) != migration_tag(page, i) || load(a) != migration_data(page, i)) {
+			copy_tags_bad_granule = a;
+			guest_print("state of the previous iteration lost at granule", a);
+			GUEST_ASSERT_EQ(ldg(a), migration_tag(page, i));
+			GUEST_ASSERT_EQ(load(a), migration_data(page, i));
+		}
+	}
+}
+
+extern "C" void guest_migration_workload(uint64_t base, uint64_t size)
+{
+	for (uint64_t i = copy_tags_migration_iter + 1;; i++) {
+		migration_check(base, size, i - 1);
+		if (copy_tags_migration_last && i > copy_tags_migration_last)
+			GUEST_DONE();
+		for (uint64_t a = base, page = 0; a < base + size; a += PAGE_SIZE, page++) {
+			stg(a, migration_tag(page, i));
+			if (migration_stores_data(i))
+				store(a, migration_data(page, i));
+		}
+		copy_tags_migration_iter = i;
+		GUEST_SYNC(COPY_TAGS_SYNC_ITERATION);
 	}
 }

@@ -19,7 +19,11 @@
  *  - a full save/restore (RAM, tags, every ONE_REG register) into a fresh
  *    VM resumes the guest with its tags, MTE registers and tag checking;
  *  - concurrent copies, vCPU faults, memslot changes and MMU-notifier
- *    invalidations give only documented results and no kernel splat.
+ *    invalidations give only documented results and no kernel splat;
+ *  - a pre-copy live migration with the dirty log loses no tag and no data,
+ *    including tags changed by STG alone;
+ *  - a VMM killed in the middle of a copy, a fault storm or memslot changes
+ *    leaves no page, pin or lock behind.
  *
  * Under mte=off only the "not enabled" rule is asserted; everything else
  * skips, since KVM_CAP_ARM_MTE cannot be enabled. The THP and swap tests
@@ -31,14 +35,20 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstring>
+#include <fstream>
 #include <functional>
+#include <optional>
+#include <poll.h>
 #include <random>
 #include <sched.h>
 #include <span>
 #include <string>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include "lib/arch.hpp"
@@ -1384,3 +1394,298 @@ TEST_TIMEOUT(mte_copy_tags, concurrent_copies_give_documented_results, 15)
 	for (const std::string &splat : kmsg.new_splats())
 		ktest::record_failure(KTEST_HERE, "kernel log: " + splat);
 }
+
+namespace
+{
+
+/* Live migration: a 2 MiB slot, pre-copied in this many rounds while the guest runs. */
+constexpr uint64_t MIGRATION_SIZE = arch::BLOCK_SIZE_2M;
+constexpr unsigned int MIGRATION_ROUNDS = 4;
+/* Guest iterations between two rounds, so every round finds work. */
+constexpr uint64_t MIGRATION_ITERATIONS_PER_ROUND = 2;
+
+/* Copies the data and the tags of the given pages of the slot from a to b. */
+uint64_t migrate_pages(const Vm &a, MemRegion &src, const Vm &b, MemRegion &dst,
+		       const std::vector<uint64_t> &pages)
+{
+	std::vector<uint8_t> tags(MTE_TAG_BYTES_PER_PAGE);
+
+	for (uint64_t p : pages) {
+		const uint64_t gpa = src.gpa() + p * PAGE;
+
+		EXPECT_THAT(mte_copy_tags(a, gpa, PAGE, tags.data(), FROM_GUEST),
+			    SyscallSucceedsWithValue(PAGE));
+		std::memcpy(dst.host() + p * PAGE, src.host() + p * PAGE, PAGE);
+		EXPECT_THAT(mte_copy_tags(b, gpa, PAGE, tags.data(), TO_GUEST),
+			    SyscallSucceedsWithValue(PAGE));
+	}
+	return pages.size();
+}
+
+} // namespace
+
+/*
+ * A VMM's pre-copy live migration of a running MTE guest: dirty logging on,
+ * data and tags of the dirty pages copied round after round while the guest
+ * keeps changing them, half of its iterations by retagging alone (STG needs
+ * stage 2 write permission, so the dirty log must see it too), then
+ * stop-and-copy and the registers. Resumed in the destination, the guest
+ * finds the state of its last iteration in every page.
+ */
+TEST_TIMEOUT(mte_copy_tags, live_migration_loses_no_tag_or_data, 60)
+{
+	Kvm kvm = mte_kvm();
+	Vm a = mte_vm(kvm);
+	Vm b = mte_vm(kvm);
+	RegionSpec spec = tagged_region(EXTRA_SLOT_A, EXTRA_GPA_A, MIGRATION_SIZE);
+
+	spec.flags = KVM_MEM_LOG_DIRTY_PAGES;
+	MemRegion &src = a.add_region(spec);
+	MemRegion &dst = b.add_region(tagged_region(EXTRA_SLOT_A, EXTRA_GPA_A, MIGRATION_SIZE));
+	Vcpu &va = a.add_vcpu(0);
+	Vcpu &vb = b.add_vcpu(0);
+	std::atomic<bool> stop{false};
+	std::atomic<bool> source_ended{false};
+	std::atomic<uint64_t> iteration{0};
+	std::vector<uint64_t> per_round;
+
+	va.start(guest_migration_workload, EXTRA_GPA_A, MIGRATION_SIZE);
+	va.set_reg(reg::SCTLR_EL1, mte_sctlr(TagCheck::off));
+	run_concurrently({
+		[&] {
+			StopOnExit ended{source_ended};
+
+			for (;;) {
+				const Ucall u = va.run();
+
+				if (u.cmd != UcallCmd::sync)
+					ktest::fail(KTEST_HERE, "source guest: " + u.describe());
+				iteration = a.guest_var(&copy_tags_migration_iter);
+				/* Stop after a retag-only iteration: the last round carries it. */
+				if (stop && !migration_stores_data(iteration))
+					return;
+			}
+		},
+		[&] {
+			StopOnExit stopper{stop};
+
+			/* Round 0 copies everything; the log starts empty with it. */
+			get_dirty_log(a, EXTRA_SLOT_A, MIGRATION_SIZE);
+			std::vector<uint64_t> all(MIGRATION_SIZE / PAGE);
+
+			for (uint64_t p = 0; p < all.size(); p++)
+				all[p] = p;
+			per_round.push_back(migrate_pages(a, src, b, dst, all));
+			for (unsigned int r = 1; r <= MIGRATION_ROUNDS; r++) {
+				const uint64_t until = iteration + MIGRATION_ITERATIONS_PER_ROUND;
+
+				while (iteration < until && !source_ended)
+					std::this_thread::yield();
+				per_round.push_back(
+					migrate_pages(a, src, b, dst,
+						      dirty_pages(get_dirty_log(a, EXTRA_SLOT_A,
+										MIGRATION_SIZE))));
+			}
+		},
+	});
+
+	/* Stop-and-copy: the last dirty pages, the rest of guest RAM, the registers. */
+	complete_pending_mmio(va);
+	const uint64_t final_pages = migrate_pages(
+		a, src, b, dst, dirty_pages(get_dirty_log(a, EXTRA_SLOT_A, MIGRATION_SIZE)));
+	std::memcpy(b.region(GUEST_RAM_SLOT).host(), a.region(GUEST_RAM_SLOT).host(),
+		    a.region(GUEST_RAM_SLOT).size());
+	copy_vcpu_registers(va, vb);
+	const uint64_t stopped_at = iteration;
+
+	b.guest_var(&copy_tags_migration_last) = stopped_at + 2;
+
+	std::string rounds;
+	for (uint64_t n : per_round)
+		rounds += (rounds.empty() ? "" : ", ") + std::to_string(n);
+	ktest::diag("pre-copy rounds (pages, " + std::to_string(MTE_TAG_BYTES_PER_PAGE) +
+		    " tags each): " + rounds + "; stop-and-copy: " + std::to_string(final_pages) +
+		    " pages after guest iteration " + std::to_string(stopped_at));
+	/* The guest must have changed every page since round 0, and retagged them last. */
+	EXPECT_EQ(final_pages, MIGRATION_SIZE / PAGE);
+	for (size_t r = 1; r < per_round.size(); r++)
+		EXPECT_EQ(per_round[r], MIGRATION_SIZE / PAGE);
+
+	for (;;) {
+		const Ucall u = vb.run();
+
+		if (u.cmd == UcallCmd::done)
+			break;
+		if (u.cmd != UcallCmd::sync)
+			ktest::fail(KTEST_HERE,
+				    "destination guest: " + u.describe() + " (granule " +
+					    hex(b.guest_var(&copy_tags_bad_granule)) + ")");
+	}
+	EXPECT_EQ(b.guest_var(&copy_tags_migration_iter), stopped_at + 2);
+}
+
+namespace
+{
+
+/* Kill safety: what the VMM is doing when SIGKILL comes. */
+enum class KillDuring { copies, faults, memslot_changes };
+
+constexpr uint64_t KILL_SIZE = 64 << 20;
+/* How long after its first loop the VMM dies, one child per delay. */
+constexpr std::chrono::milliseconds KILL_DELAYS[] = {std::chrono::milliseconds(20),
+						     std::chrono::milliseconds(80),
+						     std::chrono::milliseconds(250)};
+/* Time for a child to build its VM and start its loop. */
+constexpr int KILL_START_TIMEOUT_MS = 10000;
+/*
+ * Free memory may come back short by what the page allocator keeps in
+ * per-CPU lists and what slab caches hold; a leaked VM would be 64 MiB.
+ */
+constexpr uint64_t KILL_MEM_SLACK_KIB = 8 << 10;
+constexpr int KILL_CHILD_ERROR = 3;
+
+uint64_t meminfo_kib(const std::string &key)
+{
+	std::ifstream in("/proc/meminfo");
+	std::string k;
+	uint64_t v = 0;
+
+	while (in >> k >> v) {
+		if (k == key + ":")
+			return v;
+		in.ignore(64, '\n');
+	}
+	ktest::fail(KTEST_HERE, "no " + key + " in /proc/meminfo");
+}
+
+/* The counter of /proc/vmstat, or nothing where the kernel has none. */
+std::optional<uint64_t> vmstat(const std::string &key)
+{
+	std::ifstream in("/proc/vmstat");
+	std::string k;
+	uint64_t v = 0;
+
+	while (in >> k >> v)
+		if (k == key)
+			return v;
+	return std::nullopt;
+}
+
+/* The dying VMM: builds an MTE VM, says so on ready, and loops until killed. */
+[[noreturn]] void doomed_vmm(KillDuring what, int ready)
+{
+	try {
+		Kvm kvm = mte_kvm();
+		Vm vm = mte_vm(kvm);
+		MemRegion &r = vm.add_region(tagged_region(EXTRA_SLOT_A, EXTRA_GPA_A, KILL_SIZE));
+		std::vector<uint8_t> tags = pattern_tags(EXTRA_GPA_A, KILL_SIZE, SEED_VMM);
+		Vcpu &vcpu = vm.add_vcpu(0);
+		kvm_userspace_memory_region slot = r.kvm_region();
+		const char started = 1;
+
+		vcpu.start(guest_stress_tags, EXTRA_GPA_A, KILL_SIZE, SEED_GUEST);
+		vcpu.set_reg(reg::SCTLR_EL1, mte_sctlr(TagCheck::off));
+		if (write(ready, &started, 1) != 1)
+			_exit(KILL_CHILD_ERROR);
+		for (uint64_t i = 0;; i++) {
+			switch (what) {
+			case KillDuring::copies:
+				check(mte_copy_tags(vm, EXTRA_GPA_A, KILL_SIZE, tags.data(),
+						    DIRECTIONS[i % 2]));
+				break;
+			case KillDuring::faults:
+				if (vcpu.run().cmd != UcallCmd::sync)
+					_exit(KILL_CHILD_ERROR);
+				break;
+			case KillDuring::memslot_changes:
+				slot.memory_size = i % 2 ? KILL_SIZE : 0;
+				check(vm.ioctl_raw(KVM_SET_USER_MEMORY_REGION, &slot));
+				if (i % 2)
+					check(mte_copy_tags(vm, EXTRA_GPA_A, KILL_SIZE, tags.data(),
+							    TO_GUEST));
+				break;
+			}
+		}
+	} catch (...) {
+		_exit(KILL_CHILD_ERROR);
+	}
+}
+
+void sigkill_leaves_nothing_behind(const KillDuring &what)
+{
+	Kvm kvm = mte_kvm();
+	KmsgWatch kmsg;
+	const uint64_t free_before = meminfo_kib("MemFree");
+	const auto pins_before = vmstat("nr_foll_pin_acquired");
+
+	for (auto delay : KILL_DELAYS) {
+		int fds[2];
+
+		check(make_result("pipe", pipe(fds)));
+		FileDesc rd(fds[0]), wr(fds[1]);
+		const pid_t pid = fork();
+
+		ASSERT_NE(pid, -1);
+		if (!pid)
+			doomed_vmm(what, wr.get());
+
+		pollfd p = {rd.get(), POLLIN, 0};
+		char started = 0;
+		const bool ready =
+			poll(&p, 1, KILL_START_TIMEOUT_MS) == 1 && read(rd.get(), &started, 1) == 1;
+
+		if (ready)
+			std::this_thread::sleep_for(delay);
+		kill(pid, SIGKILL);
+
+		int status = 0;
+
+		ASSERT_EQ(waitpid(pid, &status, 0), pid);
+		ASSERT_TRUE(ready);
+		/* Killed in its loop, not ended by an error of its own. */
+		EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	}
+
+	/* Every page of the dead VMs is free again: nothing kept a reference. */
+	const uint64_t free_after = meminfo_kib("MemFree");
+
+	ktest::diag("MemFree " + std::to_string(free_before) + " kB before the VMMs, " +
+		    std::to_string(free_after) + " kB after their deaths");
+	EXPECT_TRUE(free_after + KILL_MEM_SLACK_KIB >= free_before);
+	if (pins_before) {
+		const uint64_t acquired = vmstat("nr_foll_pin_acquired").value_or(0);
+		const uint64_t released = vmstat("nr_foll_pin_released").value_or(0);
+
+		EXPECT_EQ(acquired, released);
+	}
+
+	/* And no lock was left held: a new VM works normally. */
+	Vm vm = mte_vm(kvm);
+	vm.add_region(tagged_region(EXTRA_SLOT_A, EXTRA_GPA_A, PAGES_SIZE));
+	std::vector<uint8_t> tags = pattern_tags(EXTRA_GPA_A, PAGES_SIZE, SEED_VMM);
+	std::vector<uint8_t> back(tags.size(), POISON);
+
+	ASSERT_THAT(mte_copy_tags(vm, EXTRA_GPA_A, PAGES_SIZE, tags.data(), TO_GUEST),
+		    SyscallSucceedsWithValue(PAGES_SIZE));
+	ASSERT_THAT(mte_copy_tags(vm, EXTRA_GPA_A, PAGES_SIZE, back.data(), FROM_GUEST),
+		    SyscallSucceedsWithValue(PAGES_SIZE));
+	EXPECT_TRUE(back == tags);
+	EXPECT_TRUE(kmsg.available());
+	for (const std::string &splat : kmsg.new_splats())
+		ktest::record_failure(KTEST_HERE, "kernel log: " + splat);
+}
+
+} // namespace
+
+/*
+ * SIGKILL of the VMM in the middle of a 64 MiB copy, of a vCPU's fault
+ * storm, or of memslot changes (three kills each, at different times):
+ * its memory is free again, no pin is left, the kernel log is quiet, and
+ * a new VM starts and copies tags normally.
+ */
+constexpr ktest::Variant<KillDuring> KILL_SCENARIOS[] = {
+	{"sigkill_mid_copy_leaves_nothing_behind", KillDuring::copies},
+	{"sigkill_mid_faults_leaves_nothing_behind", KillDuring::faults},
+	{"sigkill_mid_memslot_changes_leaves_nothing_behind", KillDuring::memslot_changes},
+};
+TEST_VARIANTS(mte_copy_tags, KILL_SCENARIOS, sigkill_leaves_nothing_behind, .timeout_s = 60);
