@@ -3,6 +3,8 @@
 #   make demo     main job: build the patched kernel, show the feature under QEMU
 #   make test     the full matrix: series checks, {VHE, nVHE} x {mte=on, mte=off}
 #                 on the default base, VHE mte=on on the other bases
+#   make test-debug  the whole suite on the debug kernel (KASAN, lockdep,
+#                 DEBUG_VM, DEBUG_PAGEALLOC, kmemleak), VHE mte=on
 #   make bench    benchmarks against mainline (Debian's cloud kernel) in one
 #                 run: ROUNDS=5 boots of each kernel, table and plot under
 #                 build/bench/ (about an hour; SMOKE=1: one small size, CI)
@@ -24,7 +26,7 @@ $(error unknown base: see tooling/bases)
 endif
 
 .PHONY: all deps base compose refresh export kernel kernel-vhe kernel-nvhe \
-	selftests demo test bench check fresh-machine run clean distclean help
+	selftests demo test test-debug bench check fresh-machine run clean distclean help
 
 all: help
 
@@ -81,6 +83,9 @@ demo:
 
 test:
 	$(T)/matrix.sh
+
+test-debug:
+	$(T)/test-debug.sh
 
 bench:
 	$(T)/bench.sh

@@ -14,6 +14,10 @@ src=$bench/src
 
 "$TOP/tooling/build-selftests.sh" "$tree" >/dev/null
 say "building the benchmark"
+# Written in the selftests' style, and kept in it.
+(cd "$TOP/tooling/bench" && clang-format --dry-run --Werror --style="file:$mte/.clang-format" \
+	./*.cpp ./*.hpp) >"$WORK/bench-format.log" 2>&1 ||
+	die "tooling/bench is not clang-format clean (see $WORK/bench-format.log)"
 # The selftest Makefile builds every *_test.cpp of its directory with the
 # library next to it: give it a directory holding just the benchmark.
 rm -rf "$src" && mkdir -p "$src"

@@ -53,7 +53,7 @@ timeout -k 10 "$limit" qemu-system-aarch64 \
 	-cpu max,pauth-impdef=on -smp 2 -m "$mem" \
 	-nodefaults -nic none -display none -monitor none -serial stdio -no-reboot \
 	-kernel "$image" -initrd "$initrd" \
-	-append "console=ttyAMA0 panic=-1 loglevel=6 $append testbed.flavour=$flavour testbed.mte=$mte testbed.args=$args testbed.filter=${TESTBED_FILTER:-} testbed.demo=${TESTBED_DEMO:-0} testbed.bench=${TESTBED_BENCH:-0}" \
+	-append "console=ttyAMA0 panic=-1 loglevel=6 $append testbed.flavour=$flavour testbed.mte=$mte testbed.args=$args testbed.filter=${TESTBED_FILTER:-} testbed.demo=${TESTBED_DEMO:-0} testbed.bench=${TESTBED_BENCH:-0} testbed.kmemleak=${TESTBED_KMEMLEAK:-0}" \
 	</dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$log" | { if [ -n "${QUIET:-}" ]; then progress; else cat; fi; }
 rc=${PIPESTATUS[0]}
 set -e

@@ -109,8 +109,8 @@ public:
 			map_ = Mapping::map("mmap(THP)", nullptr, size + arch::BLOCK_SIZE_2M, prot,
 					    anon | MAP_NORESERVE, -1, 0);
 			const uint64_t base = reinterpret_cast<uint64_t>(map_.get());
-			const uint64_t aligned = (base + arch::BLOCK_SIZE_2M - 1) &
-						 ~(arch::BLOCK_SIZE_2M - 1);
+			const uint64_t aligned =
+				(base + arch::BLOCK_SIZE_2M - 1) & ~(arch::BLOCK_SIZE_2M - 1);
 
 			host_ = reinterpret_cast<uint8_t *>(aligned);
 			check(make_result("madvise(MADV_HUGEPAGE)",
@@ -119,10 +119,11 @@ public:
 		}
 		case BenchBacking::hugetlb_2m:
 		case BenchBacking::hugetlb_1g: {
-			const int shift = backing == BenchBacking::hugetlb_2m ? HUGE_2M_SHIFT :
-										HUGE_1G_SHIFT;
+			const int shift =
+				backing == BenchBacking::hugetlb_2m ? HUGE_2M_SHIFT : HUGE_1G_SHIFT;
 
-			map_ = Mapping::map(std::string("mmap(MAP_HUGETLB, ") + backing_name(backing) +
+			map_ = Mapping::map(std::string("mmap(MAP_HUGETLB, ") +
+						    backing_name(backing) +
 						    ") (is the pool reserved on the command line?)",
 					    nullptr, size, prot,
 					    anon | MAP_HUGETLB | (shift << MAP_HUGE_SHIFT), -1, 0);
@@ -271,9 +272,9 @@ void bench_limits(uint64_t size)
 
 	if (!host_mte::supported())
 		ktest::skip("the host offers no PROT_MTE: " + no_guest_mte_reason());
-	Mapping ram = Mapping::map("mmap(PROT_MTE)", nullptr, size,
-				   PROT_READ | PROT_WRITE | PROT_MTE, MAP_PRIVATE | MAP_ANONYMOUS,
-				   -1, 0);
+	Mapping ram =
+		Mapping::map("mmap(PROT_MTE)", nullptr, size, PROT_READ | PROT_WRITE | PROT_MTE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	uint8_t *p = static_cast<uint8_t *>(ram.get());
 
 	for (uint64_t off = 0; off < size; off += PAGE)
@@ -291,7 +292,8 @@ void bench_limits(uint64_t size)
  */
 void refuse_thp(const MemRegion &r)
 {
-	check(make_result("madvise(MADV_NOHUGEPAGE)", madvise(r.host(), r.size(), MADV_NOHUGEPAGE)));
+	check(make_result("madvise(MADV_NOHUGEPAGE)",
+			  madvise(r.host(), r.size(), MADV_NOHUGEPAGE)));
 }
 
 /* A VM with or without MTE and one data slot the guest maps at DATA_GPA. */
@@ -303,8 +305,8 @@ struct BenchVm {
 
 	BenchVm(bool with_mte, uint64_t size, bool thp) : vm(make(kvm, with_mte)), mte(with_mte)
 	{
-		RegionSpec spec = tagged_region(DATA_SLOT, DATA_GPA, size, Backing::anon_private,
-						false, thp);
+		RegionSpec spec =
+			tagged_region(DATA_SLOT, DATA_GPA, size, Backing::anon_private, false, thp);
 
 		if (!with_mte)
 			spec.stage1.attr = Stage1::normal;
@@ -326,7 +328,8 @@ struct BenchVm {
 	{
 		vcpu->start(fn, args...);
 		if (mte)
-			vcpu->set_reg(reg::SCTLR_EL1, arch::sctlr::GUEST_DEFAULT | arch::sctlr::ATA);
+			vcpu->set_reg(reg::SCTLR_EL1,
+				      arch::sctlr::GUEST_DEFAULT | arch::sctlr::ATA);
 	}
 
 	const char *name() const { return mte ? "on" : "off"; }
@@ -343,8 +346,8 @@ void bench_first_touch(bool thp)
 		const auto t0 = Clock::now();
 
 		b.vcpu->run_until_done();
-		report(std::string("figure=first-touch backing=") + (thp ? "thp" : "4k") +
-			       " mte=" + b.name() + " pages=" + std::to_string(FIRST_TOUCH_SIZE / PAGE),
+		report(std::string("figure=first-touch backing=") + (thp ? "thp" : "4k") + " mte=" +
+			       b.name() + " pages=" + std::to_string(FIRST_TOUCH_SIZE / PAGE),
 		       ns_since(t0));
 	}
 }
@@ -386,7 +389,8 @@ void bench_save_restore()
 	Kvm kvm = mte_kvm();
 	Vm a = mte_vm(kvm);
 	Vcpu &va = a.add_vcpu(0);
-	const std::string keys = "figure=save-restore size_mib=" + std::to_string(SAVE_RESTORE_SIZE / MIB);
+	const std::string keys =
+		"figure=save-restore size_mib=" + std::to_string(SAVE_RESTORE_SIZE / MIB);
 
 	refuse_thp(a.add_region(tagged_region(DATA_SLOT, DATA_GPA, SAVE_RESTORE_SIZE)));
 	va.start(guest_tag_pages_then_check, DATA_GPA, SAVE_RESTORE_SIZE);
