@@ -13,7 +13,7 @@ t0=$SECONDS
 "$TOP/tooling/deps.sh" >/dev/null
 "$TOP/tooling/compose.sh"
 image=$("$TOP/tooling/build-kernel.sh" debug)
-initrd=$("$TOP/tooling/build-selftests.sh")
+initrd=$("$TOP/tooling/build-selftests.sh" | tail -n 1)
 log=$WORK/runs/debug-vhe-mte-on.log
 say "debug kernel and selftests ready after $((SECONDS - t0))s"
 # KASAN and the page checks make the kernel several times slower under
