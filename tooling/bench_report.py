@@ -188,12 +188,13 @@ class Table:
         return "\n".join(out) + "\n"
 
 
-def speedup(results, ours, peer, fields, higher_is_better=False):
+def speedup(results, ours, peer, fields):
+    """How many times less time ours takes than the peer, by medians."""
     a = results.median(ours, **fields)
     b = results.median(peer, **fields)
     if a is None or b is None:
         return None
-    return a / b if higher_is_better else b / a
+    return b / a
 
 
 def copy_table(results, goals):
@@ -404,7 +405,7 @@ def main(argv=None):
             failed.append(f"{kernel} ({log}): {err}")
 
     goals = Goals()
-    rounds = {k: len(list(Path(r.partition('=')[2]) for r in args.runs if r.startswith(k + "="))) for k in results.kernels()}
+    rounds = {k: sum(r.startswith(k + "=") for r in args.runs) for k in results.kernels()}
     parts = [f"Mainline peer: {args.peer}. Rounds: "
              + ", ".join(f"{k} {n}" for k, n in rounds.items()) + ".\n"]
     if results.keys("copy"):
