@@ -24,11 +24,17 @@
  *    including tags changed by STG alone;
  *  - a VMM killed in the middle of a copy, a fault storm or memslot changes
  *    leaves no page, pin or lock behind.
+ *  - with the VMM's own kernel allocations failing at random (failslab,
+ *    fail_page_alloc), enabling MTE, the guest's faults and copies give a
+ *    clean errno or a partial count, lose no tag and leak nothing;
+ *  - three MTE VMs under memory pressure (swap, THP splits, compaction,
+ *    khugepaged, KSM, memslot churn, copies both ways) lose no tag or data.
  *
  * Under mte=off only the "not enabled" rule is asserted; everything else
  * skips, since KVM_CAP_ARM_MTE cannot be enabled. The THP and swap tests
  * need madvise() (MADV_HUGEPAGE, MADV_PAGEOUT) and skip, saying so, on a
- * kernel built without it.
+ * kernel built without it; the fault injection tests skip on a kernel
+ * without CONFIG_FAILSLAB, CONFIG_FAIL_PAGE_ALLOC or their debugfs knobs.
  */
 #include <algorithm>
 #include <array>
@@ -37,15 +43,21 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <deque>
+#include <fcntl.h>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <poll.h>
 #include <random>
 #include <sched.h>
 #include <span>
 #include <string>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -1689,3 +1701,770 @@ constexpr ktest::Variant<KillDuring> KILL_SCENARIOS[] = {
 	{"sigkill_mid_memslot_changes_leaves_nothing_behind", KillDuring::memslot_changes},
 };
 TEST_VARIANTS(mte_copy_tags, KILL_SCENARIOS, sigkill_leaves_nothing_behind, .timeout_s = 60);
+
+namespace
+{
+
+/* Fault injection: the allocator whose failures the VMM's calls meet. */
+enum class Injected { slab, page_alloc };
+
+/*
+ * Large enough that a reference leaked on every page would show in
+ * MemFree beyond KILL_MEM_SLACK_KIB.
+ */
+constexpr uint64_t FI_SIZE = 16 << 20;
+constexpr unsigned int FI_ROUNDS = 4;
+constexpr unsigned int FI_COPIES_PER_ROUND = 24;
+/* Pages the host drops and pushes to swap after each round. */
+constexpr unsigned int FI_DROPS_PER_ROUND = 16;
+constexpr unsigned int FI_PAGEOUTS_PER_ROUND = 16;
+/* More attempts than any call has allocations: the sweep never ended. */
+constexpr unsigned int FI_MAX_ATTEMPTS = 20000;
+constexpr uint64_t FI_SEED_BASE = 0x6661'696c'0000'0000;
+/* The model's seed of a page whose tags are all zero (dropped, never tagged). */
+constexpr uint64_t NO_TAGS = 0;
+
+/*
+ * Opens the filters of failslab or fail_page_alloc, so that the
+ * allocations KVM makes count as injection points: by default both skip
+ * the allocations that may sleep, and fail_page_alloc skips order 0 and
+ * user pages (__GFP_HIGHMEM), which is nearly everything here. The
+ * probability stays 0, so no task fails at random: only the calls a test
+ * makes through NthFailure do, and only at the allocation it picks.
+ */
+class FaultInjector
+{
+public:
+	explicit FaultInjector(Injected which)
+	{
+		const std::string dir = std::string("/sys/kernel/debug/") +
+					(which == Injected::slab ? "failslab" : "fail_page_alloc");
+
+		if (access(dir.c_str(), F_OK) || access("/proc/thread-self/fail-nth", F_OK))
+			SKIP("no " + dir + " or fail-nth: the kernel is built without " +
+			     (which == Injected::slab ? "CONFIG_FAILSLAB"
+						      : "CONFIG_FAIL_PAGE_ALLOC") +
+			     " or CONFIG_FAULT_INJECTION_DEBUG_FS");
+		set(dir + "/verbose", "0");
+		set(dir + "/ignore-gfp-wait", "N");
+		if (which == Injected::page_alloc) {
+			set(dir + "/ignore-gfp-highmem", "N");
+			set(dir + "/min-order", "0");
+		}
+	}
+
+	~FaultInjector()
+	{
+		while (!settings_.empty())
+			settings_.pop_back();
+	}
+
+	FaultInjector(const FaultInjector &) = delete;
+	FaultInjector &operator=(const FaultInjector &) = delete;
+
+private:
+	void set(const std::string &path, const std::string &value)
+	{
+		settings_.push_back(std::make_unique<mm::ScopedSetting>(path, value));
+	}
+
+	std::vector<std::unique_ptr<mm::ScopedSetting>> settings_;
+};
+
+/*
+ * /proc/thread-self/fail-nth: the n-th allocation this thread makes after
+ * the write fails. Armed only for the length of one ioctl, so that nothing
+ * in user space meets the failure: a page fault of the VMM's own that
+ * fails would wake the OOM killer instead of returning an error.
+ */
+class NthFailure
+{
+public:
+	NthFailure() : fd_(open("/proc/thread-self/fail-nth", O_RDWR | O_CLOEXEC))
+	{
+		if (!fd_)
+			throw SysError("open(/proc/thread-self/fail-nth)", errno);
+	}
+
+	/*
+	 * ioctl() with its n-th allocation failing, errno as the ioctl left it;
+	 * fired says whether the ioctl got as far as that allocation.
+	 */
+	long ioctl(int fd, unsigned long request, void *arg, unsigned int n, bool &fired) const
+	{
+		set(n);
+
+		const long ret = ::ioctl(fd, request, arg);
+		const int err = errno;
+
+		fired = remaining() == 0;
+		set(0);
+		errno = err;
+		return ret;
+	}
+
+private:
+	void set(unsigned int n) const
+	{
+		const std::string s = std::to_string(n);
+
+		if (pwrite(fd_.get(), s.data(), s.size(), 0) != static_cast<ssize_t>(s.size()))
+			throw SysError("write(/proc/thread-self/fail-nth)", errno);
+	}
+
+	unsigned long remaining() const
+	{
+		char buf[32] = {};
+
+		if (pread(fd_.get(), buf, sizeof(buf) - 1, 0) <= 0)
+			throw SysError("read(/proc/thread-self/fail-nth)", errno);
+		return std::strtoul(buf, nullptr, 10);
+	}
+
+	FileDesc fd_;
+};
+
+/* What the calls of one kind returned with an allocation failing: counts by outcome. */
+struct InjectedOutcomes {
+	uint64_t calls = 0;
+	uint64_t fired = 0;
+	uint64_t full = 0;
+	uint64_t partial = 0;
+	std::map<int, uint64_t> errors;
+
+	std::string describe() const
+	{
+		std::string s = std::to_string(calls) + " calls, " + std::to_string(fired) +
+				" with an allocation failed: " + std::to_string(full) +
+				" complete, " + std::to_string(partial) + " partial";
+
+		for (const auto &[err, n] : errors)
+			s += ", " + std::to_string(n) + " " + errno_name(err);
+		return s;
+	}
+};
+
+/* The model of the slot's tags: each page holds one seed's pattern, or none. */
+class TagModel
+{
+public:
+	TagModel(uint64_t gpa, uint64_t size) : gpa_(gpa), seeds_(size / PAGE, NO_TAGS) {}
+
+	void set(uint64_t first_page, uint64_t pages, uint64_t seed)
+	{
+		std::fill_n(seeds_.begin() + first_page, pages, seed);
+	}
+
+	uint64_t seed(uint64_t page) const { return seeds_[page]; }
+	uint64_t pages() const { return seeds_.size(); }
+	uint64_t gpa(uint64_t page) const { return gpa_ + page * PAGE; }
+	uint64_t page_of(uint64_t gpa) const { return (gpa - gpa_) / PAGE; }
+
+	/* The tag bytes FROM_GUEST must give for pages [first, first + n). */
+	std::vector<uint8_t> expected(uint64_t first, uint64_t n) const
+	{
+		std::vector<uint8_t> tags;
+
+		for (uint64_t p = first; p < first + n; p++) {
+			std::vector<uint8_t> page(MTE_TAG_BYTES_PER_PAGE, 0);
+
+			if (seeds_[p] != NO_TAGS)
+				page = pattern_tags(gpa(p), PAGE, seeds_[p]);
+			tags.insert(tags.end(), page.begin(), page.end());
+		}
+		return tags;
+	}
+
+	/* Granules of buf (tags of pages [first, first + n)) that differ from the model. */
+	uint64_t mismatches(const uint8_t *buf, uint64_t first, uint64_t n) const
+	{
+		const std::vector<uint8_t> want = expected(first, n);
+		uint64_t bad = 0;
+
+		for (uint64_t i = 0; i < want.size(); i++)
+			if (buf[i] != want[i] && !bad++)
+				ktest::diag("granule at IPA " +
+					    hex(gpa(first) + i * arch::mte::GRANULE_SIZE) +
+					    ": tag " + hex(buf[i]) + ", the model says " +
+					    hex(want[i]));
+		return bad;
+	}
+
+private:
+	uint64_t gpa_;
+	std::vector<uint64_t> seeds_;
+};
+
+/*
+ * One copy with its n-th allocation failing, judged by the contract: all
+ * of it, a count of whole pages done before the failure, or, with nothing
+ * done, ENOMEM (the kernel's own allocation) or EFAULT (a page that could
+ * not be brought in). A call that never reached the allocation must have
+ * done all of it. Returns the bytes done.
+ */
+uint64_t judge_injected_copy(long ret, int err, bool fired, uint64_t length, InjectedOutcomes &out)
+{
+	const std::string what = "copy of " + std::to_string(length) + " bytes ";
+
+	out.calls++;
+	out.fired += fired;
+	if (ret < 0) {
+		out.errors[err]++;
+		if (!fired || (err != ENOMEM && err != EFAULT))
+			ktest::record_failure(KTEST_HERE,
+					      what + "failed with " + errno_name(err) +
+						      (fired ? "" : " and no injected failure"));
+		return 0;
+	}
+
+	const uint64_t done = static_cast<uint64_t>(ret);
+
+	if (done == length) {
+		out.full++;
+		return done;
+	}
+	out.partial++;
+	if (!fired || !done || done > length || done % PAGE)
+		ktest::record_failure(KTEST_HERE,
+				      what + "returned " + std::to_string(ret) +
+					      (fired ? "" : " and no injected failure"));
+	return std::min(done - done % PAGE, length);
+}
+
+/*
+ * Copies [r.gpa, r.gpa + r.size) with the first, second, third ...
+ * allocation failing in turn until the copy makes no more allocations than
+ * that: every allocation it makes fails once. The model follows what each
+ * attempt reports; FROM_GUEST must give the model's tags for what it reports.
+ */
+void sweep_copy(const Vm &vm, const NthFailure &nth, TagModel &model, const Range &r, bool to_guest,
+		uint64_t seed, InjectedOutcomes &out)
+{
+	const uint64_t first = model.page_of(r.gpa);
+
+	for (unsigned int n = 1;; n++) {
+		std::vector<uint8_t> buf =
+			to_guest ? pattern_tags(r.gpa, r.size, seed)
+				 : std::vector<uint8_t>(mte_tag_bytes(r.size), POISON);
+		kvm_arm_copy_mte_tags args = {};
+		bool fired = false;
+
+		args.guest_ipa = r.gpa;
+		args.length = r.size;
+		args.addr = buf.data();
+		args.flags = to_guest ? TO_GUEST : FROM_GUEST;
+
+		const long ret = nth.ioctl(vm.fd(), KVM_ARM_MTE_COPY_TAGS, &args, n, fired);
+		const int err = errno;
+		const uint64_t done = judge_injected_copy(ret, err, fired, r.size, out);
+
+		if (to_guest)
+			model.set(first, done / PAGE, seed);
+		else
+			EXPECT_EQ(model.mismatches(buf.data(), first, done / PAGE), 0);
+		if (!fired)
+			return;
+		ASSERT_TRUE(n < FI_MAX_ATTEMPTS);
+	}
+}
+
+/*
+ * Runs the vCPU to DONE, each KVM_RUN with its n-th allocation failing,
+ * n growing by one per KVM_RUN: the guest's faults meet failures at every
+ * point of their way, and a failed KVM_RUN is simply entered again.
+ */
+void run_failing_until_done(Vcpu &vcpu, const NthFailure &nth, InjectedOutcomes &out)
+{
+	for (unsigned int n = 1;; n++) {
+		bool fired = false;
+
+		ASSERT_TRUE(n < FI_MAX_ATTEMPTS);
+		out.calls++;
+		if (nth.ioctl(vcpu.fd(), KVM_RUN, nullptr, n, fired) < 0) {
+			const int err = errno;
+
+			out.fired += fired;
+			out.errors[err]++;
+			if (!fired || (err != ENOMEM && err != EFAULT))
+				ktest::fail(KTEST_HERE,
+					    "KVM_RUN failed with " + errno_name(err) +
+						    (fired ? "" : " and no injected failure"));
+			continue;
+		}
+		out.fired += fired;
+		out.full++;
+
+		const Ucall u = vcpu.decode_exit();
+
+		if (u.cmd == UcallCmd::done)
+			return;
+		if (u.cmd != UcallCmd::print)
+			ktest::fail(KTEST_HERE, "vCPU: expected DONE, got " + u.describe());
+	}
+}
+
+/*
+ * The whole model checked twice, with no failure injected: by FROM_GUEST,
+ * and by the guest's own LDG for every page that has tags.
+ */
+void expect_model(const Vm &vm, Vcpu &vcpu, const TagModel &model)
+{
+	const std::vector<uint8_t> got = read_tags(vm, model.gpa(0), model.pages() * PAGE);
+
+	EXPECT_EQ(model.mismatches(got.data(), 0, model.pages()), 0);
+	for (uint64_t p = 0; p < model.pages();) {
+		uint64_t n = 1;
+
+		while (p + n < model.pages() && model.seed(p + n) == model.seed(p))
+			n++;
+		if (model.seed(p) != NO_TAGS)
+			run_guest(vcpu, TagCheck::off, guest_check_tags, model.gpa(p), n * PAGE,
+				  model.seed(p));
+		p += n;
+	}
+}
+
+/*
+ * Enabling the capability, the guest's stage-2 faults and tag copies in
+ * both directions, with every allocation they make failing in turn
+ * (failslab or fail_page_alloc, through fail-nth). Before each copy to the
+ * guest its pages are dropped, before each copy from the guest pushed to
+ * swap, so that the copy has pages to bring in; the guest retags the whole
+ * slot each round, after pages were dropped and swapped out. Every call
+ * gives a clean errno, a partial count or its whole length; the tags it
+ * reports copied are there and the rest are as before; afterwards the
+ * VM's memory is free again and the kernel log is quiet.
+ */
+void injected_failures_lose_nothing(const Injected &which)
+{
+	Kvm kvm = mte_kvm();
+
+	require_madvise("MADV_DONTNEED and MADV_PAGEOUT");
+
+	KmsgWatch kmsg;
+	const uint64_t free_before = meminfo_kib("MemFree");
+	const bool can_swap = swap_available();
+	InjectedOutcomes enables, runs, copies_to, copies_from;
+
+	{
+		FaultInjector injector(which);
+		NthFailure nth;
+		Vm vm(kvm);
+		kvm_enable_cap cap = {};
+
+		/* It allocates nothing today; it must stay that way or fail cleanly. */
+		cap.cap = KVM_CAP_ARM_MTE;
+		for (unsigned int n = 1;; n++) {
+			bool fired = false;
+			const long ret = nth.ioctl(vm.fd(), KVM_ENABLE_CAP, &cap, n, fired);
+
+			enables.calls++;
+			enables.fired += fired;
+			if (!ret) {
+				enables.full++;
+				break;
+			}
+			const int err = errno;
+
+			enables.errors[err]++;
+			ASSERT_TRUE(fired);
+			ASSERT_EQ(errno_name(err), errno_name(ENOMEM));
+		}
+
+		MemRegion &r = vm.add_region(tagged_region(EXTRA_SLOT_A, EXTRA_GPA_A, FI_SIZE));
+		Vcpu &vcpu = vm.add_vcpu(0);
+		TagModel model(EXTRA_GPA_A, FI_SIZE);
+		std::mt19937_64 rng(FI_SEED_BASE);
+		uint64_t next_seed = FI_SEED_BASE + 1;
+		const auto drop = [&](uint64_t first, uint64_t pages) {
+			check(make_result(
+				"madvise(MADV_DONTNEED)",
+				madvise(r.host() + first * PAGE, pages * PAGE, MADV_DONTNEED)));
+			model.set(first, pages, NO_TAGS);
+		};
+		const auto push_to_swap = [&](uint64_t first, uint64_t pages) {
+			if (can_swap)
+				check(make_result("madvise(MADV_PAGEOUT)",
+						  madvise(r.host() + first * PAGE, pages * PAGE,
+							  MADV_PAGEOUT)));
+		};
+
+		for (unsigned int round = 0; round < FI_ROUNDS; round++) {
+			/* The guest faults in and tags the whole slot. */
+			const uint64_t guest_seed = next_seed++;
+
+			vcpu.start(guest_set_tags, EXTRA_GPA_A, FI_SIZE, guest_seed);
+			vcpu.set_reg(reg::SCTLR_EL1, mte_sctlr(TagCheck::off));
+			run_failing_until_done(vcpu, nth, runs);
+			model.set(0, model.pages(), guest_seed);
+
+			for (unsigned int i = 0; i < FI_COPIES_PER_ROUND; i++) {
+				const Range range = random_range(rng, EXTRA_GPA_A, FI_SIZE);
+				const bool to_guest = rng() % 2;
+
+				if (to_guest)
+					drop(model.page_of(range.gpa), range.size / PAGE);
+				else
+					push_to_swap(model.page_of(range.gpa), range.size / PAGE);
+				sweep_copy(vm, nth, model, range, to_guest, next_seed++,
+					   to_guest ? copies_to : copies_from);
+			}
+			/* All of it, also so that every page's reference goes through the copy. */
+			sweep_copy(vm, nth, model, {EXTRA_GPA_A, FI_SIZE}, false, 0, copies_from);
+
+			for (unsigned int i = 0; i < FI_DROPS_PER_ROUND; i++)
+				drop(rng() % model.pages(), 1);
+			for (unsigned int i = 0; i < FI_PAGEOUTS_PER_ROUND; i++)
+				push_to_swap(rng() % model.pages(), 1);
+		}
+
+		ktest::diag("KVM_ENABLE_CAP: " + enables.describe());
+		ktest::diag("KVM_RUN: " + runs.describe());
+		ktest::diag("TO_GUEST: " + copies_to.describe());
+		ktest::diag("FROM_GUEST: " + copies_from.describe());
+		/* Each allocator's failures reached the calls where it has them. */
+		EXPECT_NE(copies_to.fired + copies_from.fired, 0);
+		if (which == Injected::slab) {
+			EXPECT_NE(copies_to.errors[ENOMEM], 0);
+		} else {
+			EXPECT_NE(runs.fired, 0);
+			EXPECT_NE(copies_to.partial, 0);
+			if (can_swap)
+				EXPECT_NE(copies_from.partial, 0);
+		}
+
+		expect_model(vm, vcpu, model);
+	}
+
+	/*
+	 * The VM's memory is free again. The copy takes plain page references
+	 * (FOLL_GET), which the pin counters do not see; they would catch a
+	 * FOLL_PIN left by anything on these paths.
+	 */
+	const uint64_t free_after = meminfo_kib("MemFree");
+
+	ktest::diag("MemFree " + std::to_string(free_before) + " kB before the VM, " +
+		    std::to_string(free_after) + " kB after it");
+	EXPECT_TRUE(free_after + KILL_MEM_SLACK_KIB >= free_before);
+	if (vmstat("nr_foll_pin_acquired"))
+		EXPECT_EQ(vmstat("nr_foll_pin_acquired").value_or(0),
+			  vmstat("nr_foll_pin_released").value_or(0));
+	EXPECT_TRUE(kmsg.available());
+	for (const std::string &splat : kmsg.new_splats())
+		ktest::record_failure(KTEST_HERE, "kernel log: " + splat);
+}
+
+} // namespace
+
+/*
+ * Every allocation that enabling MTE, the guest's faults and copies both
+ * ways make fails in turn (failslab, then fail_page_alloc, through the
+ * VMM thread's fail-nth): clean errors or partial counts only, no tag lost,
+ * no page leaked. Skips on a kernel without fault injection.
+ */
+constexpr ktest::Variant<Injected> INJECTED_FAILURES[] = {
+	{"failslab_gives_clean_errors_and_loses_no_tag", Injected::slab},
+	{"fail_page_alloc_gives_clean_errors_and_loses_no_tag", Injected::page_alloc},
+};
+TEST_VARIANTS(mte_copy_tags, INJECTED_FAILURES, injected_failures_lose_nothing, .timeout_s = 90);
+
+namespace
+{
+
+/* Stress: several MTE VMs under memory pressure, for a bounded time. */
+constexpr unsigned int PRESSURE_VMS = 3;
+constexpr unsigned int PRESSURE_VCPUS = 2;
+/* Per VM: the vCPUs' THP-backed slot, the VMM's THP-backed slot, a churning slot. */
+constexpr uint64_t PRESSURE_GUEST_SIZE = 2 * arch::BLOCK_SIZE_2M;
+constexpr uint64_t PRESSURE_VMM_SIZE = arch::BLOCK_SIZE_2M;
+constexpr uint64_t PRESSURE_CHURN_SIZE = 32 * PAGE;
+constexpr auto PRESSURE_DURATION = std::chrono::seconds(10);
+/* The pressure thread compacts all memory once in this many passes. */
+constexpr unsigned int PRESSURE_COMPACT_EVERY = 8;
+constexpr auto PRESSURE_PAUSE = std::chrono::milliseconds(2);
+/*
+ * The host's side runs at this nice level: among a dozen busy vCPU and
+ * copier threads it would otherwise get a pass or two in.
+ */
+constexpr int PRESSURE_NICE = -15;
+constexpr uint64_t SEED_CHURN = 0x6368'7572'6e00'0004;
+
+constexpr const char *THP_KHUGEPAGED = "/sys/kernel/mm/transparent_hugepage/khugepaged/";
+constexpr const char *KSM = "/sys/kernel/mm/ksm/";
+
+/* /proc/vmstat counters whose growth shows the pressure was real. */
+constexpr const char *PRESSURE_COUNTERS[] = {
+	"pswpout", "pswpin", "thp_split_page", "thp_collapse_alloc", "compact_migrate_scanned",
+};
+
+/* One VM of the stress test, its three slots and what its threads did. */
+struct PressureVm {
+	Vm vm;
+	MemRegion *guest = nullptr;
+	MemRegion *vmm = nullptr;
+	Mapping churn_mem;
+	std::vector<Vcpu *> vcpus;
+	/* Finished guest rounds per vCPU: its tags are those of the last one. */
+	std::array<std::atomic<uint64_t>, PRESSURE_VCPUS> rounds{};
+	std::atomic<uint64_t> copies{0};
+	std::atomic<uint64_t> slot_changes{0};
+	std::atomic<uint64_t> mismatches{0};
+	uint64_t vmm_seed;
+	/* The VMM slot's tags: only the copier writes them, a new seed each time. */
+	TagModel vmm_model{EXTRA_GPA_B, PRESSURE_VMM_SIZE};
+
+	PressureVm(Kvm &kvm, unsigned int index)
+		: vm(mte_vm(kvm)),
+		  churn_mem(Mapping::map("mmap(churn slot)", nullptr, PRESSURE_CHURN_SIZE,
+					 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+					 0)),
+		  vmm_seed(SEED_VMM + index)
+	{
+		guest = &vm.add_region(tagged_region(EXTRA_SLOT_A, EXTRA_GPA_A, PRESSURE_GUEST_SIZE,
+						     Backing::anon_private, false, true));
+		vmm = &vm.add_region(tagged_region(EXTRA_SLOT_B, EXTRA_GPA_B, PRESSURE_VMM_SIZE,
+						   Backing::anon_private, false, true));
+		for (unsigned int i = 0; i < PRESSURE_VCPUS; i++)
+			vcpus.push_back(&vm.add_vcpu(i));
+		set_churn_slot(true);
+		vm.map(EXTRA_GPA_C, EXTRA_GPA_C, PRESSURE_CHURN_SIZE,
+		       tagged_region(EXTRA_SLOT_C, EXTRA_GPA_C, PRESSURE_CHURN_SIZE).stage1);
+		write_tags(vm, EXTRA_GPA_B, PRESSURE_VMM_SIZE, vmm_seed);
+		vmm_model.set(0, vmm_model.pages(), vmm_seed);
+		write_tags(vm, EXTRA_GPA_C, PRESSURE_CHURN_SIZE, SEED_CHURN);
+		for (const MemRegion *r : {guest, vmm})
+			check(make_result("madvise(MADV_MERGEABLE)",
+					  madvise(r->host(), r->size(), MADV_MERGEABLE)));
+	}
+
+	void set_churn_slot(bool present)
+	{
+		kvm_userspace_memory_region churn = {};
+
+		churn.slot = EXTRA_SLOT_C;
+		churn.guest_phys_addr = EXTRA_GPA_C;
+		churn.memory_size = present ? PRESSURE_CHURN_SIZE : 0;
+		churn.userspace_addr = reinterpret_cast<uint64_t>(churn_mem.get());
+		check(vm.ioctl_raw(KVM_SET_USER_MEMORY_REGION, &churn));
+		slot_changes++;
+	}
+
+	uint64_t vcpu_share() const { return PRESSURE_GUEST_SIZE / PRESSURE_VCPUS; }
+	uint64_t vcpu_seed(unsigned int i) const { return SEED_GUEST + i * 0x100 + vmm_seed; }
+};
+
+/* The growth of a /proc/vmstat counter, or n/a where the kernel has none (VM_EVENT_COUNTERS=n). */
+std::string counter_growth(const std::string &key, const std::optional<uint64_t> &before)
+{
+	const std::optional<uint64_t> now = vmstat(key);
+
+	return key + " " + (now && before ? std::to_string(*now - *before) : "n/a");
+}
+
+/* Pages of a vCPU's share whose first word is not its last round's (through the VMM's mapping). */
+uint64_t data_mismatches(const PressureVm &p, unsigned int i, uint64_t round)
+{
+	const uint8_t *share = p.guest->host() + i * p.vcpu_share();
+	uint64_t bad = 0;
+
+	for (uint64_t off = 0; off < p.vcpu_share(); off += PAGE) {
+		uint64_t word;
+
+		std::memcpy(&word, share + off, sizeof(word));
+		bad += word != round;
+	}
+	return bad;
+}
+
+/* A FROM_GUEST of [gpa, gpa + size) that must give the seed's pattern; counts mismatches. */
+void expect_pattern(PressureVm &p, uint64_t gpa, uint64_t size, uint64_t seed)
+{
+	std::vector<uint8_t> buf(mte_tag_bytes(size), POISON);
+
+	check(mte_copy_tags(p.vm, gpa, size, buf.data(), FROM_GUEST));
+	p.mismatches += pattern_mismatches(buf.data(), gpa, size, seed);
+}
+
+} // namespace
+
+/*
+ * Three MTE VMs of two vCPUs each for ten seconds: the vCPUs retag their
+ * THP-backed memory round after round, a copier per VM copies tags both
+ * ways through another slot (FROM_GUEST must always find what TO_GUEST last
+ * wrote), a third slot is deleted and added back over and over, and all
+ * the while the host pushes pages to swap on zram (splitting THPs),
+ * compacts memory, and lets khugepaged and KSM scan it all. At the end
+ * every tag of every slot is checked by FROM_GUEST and by the guests' LDG,
+ * with the figures of what happened. About 30 s under TCG.
+ */
+TEST_TIMEOUT(mte_copy_tags, many_vms_under_memory_pressure_lose_no_tag, 120)
+{
+	Kvm kvm = mte_kvm();
+
+	require_madvise("MADV_PAGEOUT, MADV_HUGEPAGE and MADV_MERGEABLE");
+	if (!swap_available())
+		SKIP("no swap: the test bed's init sets up swap on zram");
+	if (access(THP_KHUGEPAGED, F_OK) || access(KSM, F_OK))
+		SKIP("the kernel is built without THP or KSM");
+
+	KmsgWatch kmsg;
+	const std::string khugepaged = THP_KHUGEPAGED;
+	const std::string ksm = KSM;
+	mm::ScopedSetting scan_sleep(khugepaged + "scan_sleep_millisecs", "10");
+	mm::ScopedSetting alloc_sleep(khugepaged + "alloc_sleep_millisecs", "10");
+	mm::ScopedSetting ksm_sleep(ksm + "sleep_millisecs", "10");
+	mm::ScopedSetting ksm_pages(ksm + "pages_to_scan", "1000");
+	mm::ScopedSetting ksm_run(ksm + "run", "1");
+	std::map<std::string, std::optional<uint64_t>> before;
+
+	for (const char *c : PRESSURE_COUNTERS)
+		before[c] = vmstat(c);
+	const uint64_t ksm_scans_before = mm::read_number(ksm + "full_scans");
+
+	std::deque<PressureVm> vms;
+
+	for (unsigned int i = 0; i < PRESSURE_VMS; i++)
+		vms.emplace_back(kvm, i);
+
+	const auto deadline = std::chrono::steady_clock::now() + PRESSURE_DURATION;
+	std::atomic<bool> stop{false};
+	std::atomic<uint64_t> pageouts{0}, pages_out{0}, compactions{0};
+	std::vector<std::function<void()>> jobs;
+
+	for (PressureVm &p : vms) {
+		for (unsigned int i = 0; i < PRESSURE_VCPUS; i++) {
+			Vcpu &v = *p.vcpus[i];
+
+			v.start(guest_stress_tags, EXTRA_GPA_A + i * p.vcpu_share(), p.vcpu_share(),
+				p.vcpu_seed(i));
+			v.set_reg(reg::SCTLR_EL1, mte_sctlr(TagCheck::off));
+			jobs.push_back([&p, &v, &stop, i] {
+				for (;;) {
+					const Ucall u = v.run();
+
+					if (u.cmd == UcallCmd::done)
+						return;
+					if (u.cmd != UcallCmd::sync)
+						ktest::fail(KTEST_HERE, "vCPU: " + u.describe());
+					p.rounds[i]++;
+					if (stop)
+						p.vm.guest_var(&copy_tags_stress_stop) = 1;
+				}
+			});
+		}
+		/* The copier: new tags in, and every read finds the last ones written. */
+		jobs.push_back([&p, &stop, deadline] {
+			StopOnExit stopper{stop};
+			std::mt19937_64 rng(p.vmm_seed);
+			uint64_t seed = p.vmm_seed;
+
+			while (std::chrono::steady_clock::now() < deadline) {
+				const Range r = random_range(rng, EXTRA_GPA_B, PRESSURE_VMM_SIZE);
+				const uint64_t first = p.vmm_model.page_of(r.gpa);
+
+				if (rng() % 2) {
+					write_tags(p.vm, r.gpa, r.size, ++seed);
+					p.vmm_model.set(first, r.size / PAGE, seed);
+				} else {
+					const std::vector<uint8_t> got =
+						read_tags(p.vm, r.gpa, r.size);
+
+					p.mismatches += p.vmm_model.mismatches(got.data(), first,
+									       r.size / PAGE);
+				}
+				p.copies++;
+			}
+		});
+		/* Memslot churn: the slot's memory, and so its tags, outlive each deletion. */
+		jobs.push_back([&p, &stop] {
+			while (!stop) {
+				p.set_churn_slot(false);
+				p.set_churn_slot(true);
+				expect_pattern(p, EXTRA_GPA_C, PRESSURE_CHURN_SIZE, SEED_CHURN);
+			}
+		});
+	}
+	/* The host: swap-outs of parts of every slot (splitting THPs), and compaction. */
+	jobs.push_back([&] {
+		std::mt19937_64 rng(SEED_OLD);
+
+		check(make_result("setpriority",
+				  setpriority(PRIO_PROCESS, gettid(), PRESSURE_NICE)));
+
+		const auto page_out_some = [&](uint8_t *mem, uint64_t size) {
+			const Range r = random_range(rng, 0, size);
+
+			check(make_result("madvise(MADV_PAGEOUT)",
+					  madvise(mem + r.gpa, r.size, MADV_PAGEOUT)));
+			pageouts++;
+			pages_out += pages_swapped_out(mem + r.gpa, r.size);
+		};
+
+		for (unsigned int pass = 0; !stop; pass++) {
+			for (PressureVm &p : vms) {
+				page_out_some(p.guest->host(), PRESSURE_GUEST_SIZE);
+				page_out_some(p.vmm->host(), PRESSURE_VMM_SIZE);
+				page_out_some(static_cast<uint8_t *>(p.churn_mem.get()),
+					      PRESSURE_CHURN_SIZE);
+			}
+			if (pass % PRESSURE_COMPACT_EVERY == 0) {
+				mm::write_file("/proc/sys/vm/compact_memory", "1");
+				compactions++;
+			}
+			std::this_thread::sleep_for(PRESSURE_PAUSE);
+		}
+	});
+
+	run_concurrently(jobs);
+
+	/* Every tag, read by FROM_GUEST and by the guests' own LDG. */
+	uint64_t copies = 0, changes = 0, vcpu_rounds = 0, granules = 0;
+
+	for (PressureVm &p : vms) {
+		for (unsigned int i = 0; i < PRESSURE_VCPUS; i++) {
+			const uint64_t gpa = EXTRA_GPA_A + i * p.vcpu_share();
+			const uint64_t seed = p.vcpu_seed(i) + p.rounds[i] - 1;
+
+			ASSERT_NE(p.rounds[i].load(), 0);
+			EXPECT_EQ(data_mismatches(p, i, p.rounds[i] - 1), 0);
+			expect_pattern(p, gpa, p.vcpu_share(), seed);
+			run_guest(*p.vcpus[i], TagCheck::off, guest_check_tags, gpa, p.vcpu_share(),
+				  seed);
+			vcpu_rounds += p.rounds[i];
+		}
+		expect_model(p.vm, *p.vcpus[0], p.vmm_model);
+		expect_pattern(p, EXTRA_GPA_C, PRESSURE_CHURN_SIZE, SEED_CHURN);
+		run_guest(*p.vcpus[0], TagCheck::off, guest_check_tags, EXTRA_GPA_C,
+			  PRESSURE_CHURN_SIZE, SEED_CHURN);
+		EXPECT_EQ(p.mismatches.load(), 0);
+		copies += p.copies;
+		changes += p.slot_changes;
+		granules += 2 * mte_tag_bytes(PRESSURE_GUEST_SIZE + PRESSURE_VMM_SIZE +
+					      PRESSURE_CHURN_SIZE);
+	}
+
+	std::string figures;
+
+	for (const char *c : PRESSURE_COUNTERS)
+		figures += std::string(figures.empty() ? "" : ", ") + counter_growth(c, before[c]);
+	ktest::diag(std::to_string(PRESSURE_VMS) + " VMs, " +
+		    std::to_string(PRESSURE_VMS * PRESSURE_VCPUS) + " vCPUs, " +
+		    std::to_string(PRESSURE_VMS *
+				   (PRESSURE_GUEST_SIZE + PRESSURE_VMM_SIZE + PRESSURE_CHURN_SIZE) /
+				   PAGE) +
+		    " pages; " + std::to_string(vcpu_rounds) + " guest rounds, " +
+		    std::to_string(copies) + " copies, " + std::to_string(changes) +
+		    " memslot changes, " + std::to_string(pageouts) + " page-out calls (" +
+		    std::to_string(pages_out) + " pages seen in swap after them), " +
+		    std::to_string(compactions) + " compactions, " +
+		    std::to_string(mm::read_number(ksm + "full_scans") - ksm_scans_before) +
+		    " KSM full scans");
+	ktest::diag("vmstat: " + figures);
+	ktest::diag(std::to_string(granules) + " tags verified (FROM_GUEST and LDG), and " +
+		    std::to_string(PRESSURE_VMS * PRESSURE_GUEST_SIZE / PAGE) + " pages' data");
+	/* The pressure was real: pages went to swap, and the checks above brought them back. */
+	EXPECT_NE(pages_out.load(), 0);
+	EXPECT_TRUE(kmsg.available());
+	for (const std::string &splat : kmsg.new_splats())
+		ktest::record_failure(KTEST_HERE, "kernel log: " + splat);
+}

@@ -24,7 +24,11 @@
  *    tags the guest (or the VMM, with KVM_ARM_MTE_COPY_TAGS) wrote nor
  *    passes stale tags off as valid;
  *  - a host process using MTE itself never sees a guest's exclusion mask or
- *    a guest's tag check faults.
+ *    a guest's tag check faults;
+ *  - tags a guest wrote never reach the next user of its memory once the VM
+ *    is gone, a new VM or a host process, whether the memory comes back as
+ *    small pages, as THPs or through the swap slots it was swapped out to;
+ *  - a guest's tag access between its memslots reaches no memory.
  *
  * Without KVM's tag sanitising, register switching or PG_mte_tagged
  * handling, guests would see stale tags, lose tags across host memory
@@ -35,9 +39,12 @@
 #include <barrier>
 #include <csignal>
 #include <cstring>
+#include <fcntl.h>
 #include <functional>
+#include <optional>
 #include <string>
 #include <sys/mman.h>
+#include <sys/swap.h>
 #include <sys/syscall.h>
 #include <thread>
 #include <ucontext.h>
@@ -52,6 +59,7 @@
 #include "lib/kvm.hpp"
 #include "lib/mm_probe.hpp"
 #include "lib/mte_vm.hpp"
+#include "lib/names.hpp"
 #include "lib/test.hpp"
 #include "mte_tags.hpp"
 
@@ -1921,4 +1929,299 @@ TEST_TIMEOUT(mte_tags, host_mte_unaffected_by_guests, 15)
 	EXPECT_EQ(segv_log.async_faults.load(), 1);
 	expect_worker_finished(remote, 0, remote_setup, REMOTE_ITERATIONS);
 	expect_worker_finished(local, 0, local_setup, 2 * HOST_ROUNDS);
+}
+
+namespace
+{
+
+/* Isolation: how a dead VM's tagged memory comes back into use, and for whom. */
+enum class Reuse { small_pages, thp, swap };
+enum class Reader { vm, host_process };
+
+struct ReuseCase {
+	Reuse via;
+	Reader reader;
+};
+
+constexpr uint64_t REUSE_SIZE = 2 * THP_SIZE;
+/*
+ * The swap variants page out to a swap device of their own, exactly as large
+ * as the memory, above the test bed's swap in priority: the reader's pages
+ * can only go to the slots the dead VM's pages were in.
+ */
+constexpr uint64_t REUSE_SWAP_SIZE = 512 * PAGE_SIZE;
+constexpr int SWAP_PRIORITY = 32767;
+/* include/linux/swap.h: union swap_header. */
+constexpr size_t SWAP_HEADER_INFO_OFFSET = 1024;
+constexpr uint32_t SWAP_HEADER_VERSION = 1;
+constexpr char SWAP_MAGIC[] = "SWAPSPACE2";
+constexpr size_t SWAP_MAGIC_LEN = sizeof(SWAP_MAGIC) - 1;
+constexpr const char *ZRAM_CONTROL = "/sys/class/zram-control/";
+
+/* A zram device of its own, used as swap at top priority while the object lives. */
+class PrivateSwap
+{
+public:
+	explicit PrivateSwap(uint64_t size)
+	{
+		if (access(ZRAM_CONTROL, F_OK))
+			SKIP("no " + std::string(ZRAM_CONTROL) +
+			     ": the kernel is built without CONFIG_ZRAM");
+		id_ = mm::read_file(std::string(ZRAM_CONTROL) + "hot_add");
+		id_.erase(id_.find_last_not_of('\n') + 1);
+		dev_ = "/dev/zram" + id_;
+		try {
+			/* One more page for the header. */
+			mm::write_file(sysfs() + "disksize", std::to_string(size + PAGE_SIZE));
+			write_header(size / PAGE_SIZE);
+			check(make_result(
+				"swapon(" + dev_ + ")",
+				swapon(dev_.c_str(),
+				       SWAP_FLAG_PREFER | (SWAP_PRIORITY & SWAP_FLAG_PRIO_MASK))));
+		} catch (...) {
+			remove_device();
+			throw;
+		}
+	}
+
+	/* Everything swapped to it is freed by now: swapoff has nothing to bring back. */
+	~PrivateSwap()
+	{
+		if (swapoff(dev_.c_str()))
+			ktest::record_failure(std::source_location::current(),
+					      "swapoff(" + dev_ + ") failed with " +
+						      errno_name(errno) +
+						      "; the device stays in use");
+		else
+			remove_device();
+	}
+
+	PrivateSwap(const PrivateSwap &) = delete;
+	PrivateSwap &operator=(const PrivateSwap &) = delete;
+
+private:
+	std::string sysfs() const { return "/sys/block/zram" + id_ + "/"; }
+
+	void remove_device() const noexcept
+	{
+		try {
+			mm::write_file(sysfs() + "reset", "1");
+			mm::write_file(std::string(ZRAM_CONTROL) + "hot_remove", id_);
+		} catch (...) {
+			/* Best effort: it runs on the way out of a failure or a destructor. */
+		}
+	}
+
+	void write_header(uint64_t pages) const
+	{
+		std::vector<char> page(PAGE_SIZE, 0);
+		const uint32_t info[] = {SWAP_HEADER_VERSION, static_cast<uint32_t>(pages),
+					 /* nr_badpages */ 0};
+		FileDesc fd(open(dev_.c_str(), O_WRONLY | O_CLOEXEC));
+
+		if (!fd)
+			throw SysError("open(" + dev_ + ")", errno);
+		std::memcpy(page.data() + SWAP_HEADER_INFO_OFFSET, info, sizeof(info));
+		std::memcpy(page.data() + PAGE_SIZE - SWAP_MAGIC_LEN, SWAP_MAGIC, SWAP_MAGIC_LEN);
+		check(make_result("write(" + dev_ + ")",
+				  pwrite(fd.get(), page.data(), PAGE_SIZE, 0)));
+	}
+
+	std::string id_;
+	std::string dev_;
+};
+
+uint64_t reuse_size(Reuse via)
+{
+	return via == Reuse::swap ? REUSE_SWAP_SIZE : REUSE_SIZE;
+}
+
+/* Where [addr, addr + size) lives: the PFNs of its pages, or the swap slots of those swapped out.
+ */
+std::unordered_set<uint64_t> backing_of(const void *addr, uint64_t size, Reuse via)
+{
+	std::unordered_set<uint64_t> where;
+
+	for (const auto &p : mm::page_info(addr, size))
+		if (via == Reuse::swap ? p.swapped : p.present)
+			where.insert(p.pfn);
+	return where;
+}
+
+uint64_t reused(const std::unordered_set<uint64_t> &now, const std::unordered_set<uint64_t> &before)
+{
+	return std::count_if(now.begin(), now.end(), [&](uint64_t x) { return before.count(x); });
+}
+
+/*
+ * A VM whose guest tagged every granule of its memory, and for swap then
+ * had it all swapped out, is destroyed. Returns where that memory was.
+ */
+std::unordered_set<uint64_t> dead_vm_tags(Kvm &kvm, Reuse via)
+{
+	const uint64_t size = reuse_size(via);
+	Vm vm = mte_vm(kvm);
+	MemRegion &r =
+		vm.add_region(tagged_region(TAGS_FIRST_SLOT, tags_slot_gpa(TAGS_FIRST_SLOT), size,
+					    Backing::anon_private, false, via == Reuse::thp));
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	guest_write(vcpu, r.gpa(), size, TAG_SEED, DATA_SEED);
+	if (via == Reuse::thp)
+		EXPECT_EQ(anon_huge_bytes(r.host()), size);
+	if (via == Reuse::swap)
+		page_out(r);
+	return backing_of(r.host(), size, via);
+}
+
+/* A new VM's guest finds tag 0 everywhere, and the VMM's data, in memory the dead VM had. */
+uint64_t new_vm_sees_no_tags(Kvm &kvm, Reuse via, const std::unordered_set<uint64_t> &dead)
+{
+	const uint64_t size = reuse_size(via);
+	Vm vm = mte_vm(kvm);
+	MemRegion &r =
+		vm.add_region(tagged_region(TAGS_FIRST_SLOT, tags_slot_gpa(TAGS_FIRST_SLOT), size,
+					    Backing::anon_private, false, via == Reuse::thp));
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	/* The VMM loads the guest's memory before the guest first runs, as for an image. */
+	for (uint64_t page = 0; page < size / PAGE_SIZE; page++)
+		host_write_page(r, page, DATA_SEED);
+	if (via == Reuse::swap)
+		page_out(r);
+
+	const uint64_t n = reused(backing_of(r.host(), size, via), dead);
+
+	guest_expect(vm, vcpu, r.gpa(), size, TAGS_NO_PATTERN, DATA_SEED, TAGS_DATA_ALL,
+		     "new VM in the dead VM's memory");
+	return n;
+}
+
+/* A host process's PROT_MTE mapping reads tag 0 everywhere in memory the dead VM had. */
+uint64_t host_process_sees_no_tags(Reuse via, const std::unordered_set<uint64_t> &dead)
+{
+	const uint64_t size = reuse_size(via);
+	Mapping reserve = Mapping::map("mmap(reader)", nullptr, size + THP_SIZE, PROT_NONE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	auto *base = reinterpret_cast<uint8_t *>(
+		(reinterpret_cast<uint64_t>(reserve.get()) + THP_SIZE - 1) & ~(THP_SIZE - 1));
+	/* Swap: written and swapped out untagged, then swapped in through PROT_MTE. */
+	const int prot = PROT_READ | PROT_WRITE | (via == Reuse::swap ? 0 : PROT_MTE);
+
+	if (mmap(base, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+		throw SysError("mmap(reader)", errno);
+	if (via == Reuse::thp)
+		check(make_result("madvise(MADV_HUGEPAGE)", madvise(base, size, MADV_HUGEPAGE)));
+	for (uint64_t off = 0; off < size; off += PAGE_SIZE)
+		std::memset(base + off, 0x5a, PAGE_SIZE);
+	if (via == Reuse::thp)
+		EXPECT_EQ(anon_huge_bytes(base), size);
+	if (via == Reuse::swap) {
+		for (unsigned int i = 0;
+		     i < PAGEOUT_ATTEMPTS && pages_swapped_out(base, size) < size / PAGE_SIZE; i++)
+			check(make_result("madvise(MADV_PAGEOUT)",
+					  madvise(base, size, MADV_PAGEOUT)));
+		ASSERT_EQ(pages_swapped_out(base, size), size / PAGE_SIZE);
+	}
+
+	const uint64_t n = reused(backing_of(base, size, via), dead);
+	uint64_t tagged = 0;
+
+	if (via == Reuse::swap)
+		check(make_result("mprotect(PROT_MTE)",
+				  mprotect(base, size, PROT_READ | PROT_WRITE | PROT_MTE)));
+	for (uint64_t off = 0; off < size; off += GRANULE_SIZE)
+		tagged += host_mte::ldg(base + off) != 0;
+	EXPECT_EQ(tagged, 0);
+	return n;
+}
+
+/*
+ * Tags a VM's guest wrote never reach the next user of the memory: a new
+ * VM's guest or a host process, whether the memory comes back as small
+ * pages, as THPs, or through the swap slots it was swapped out to. Each
+ * variant proves that the reader's memory really is the dead VM's (PFNs,
+ * or swap slots of a swap device of the test's own).
+ */
+void dead_vm_tags_never_reach_next_user(const ReuseCase &c)
+{
+	Kvm kvm;
+	require_guest_mte(kvm);
+	require_madvise();
+	/* Freed pages go back to the per-CPU lists of the CPU that frees them. */
+	mm::ScopedPin pin(mm::online_cpus().front());
+	std::optional<PrivateSwap> swap;
+
+	if (c.via == Reuse::swap)
+		swap.emplace(REUSE_SWAP_SIZE);
+
+	const auto dead = dead_vm_tags(kvm, c.via);
+	const uint64_t n = c.reader == Reader::vm ? new_vm_sees_no_tags(kvm, c.via, dead)
+						  : host_process_sees_no_tags(c.via, dead);
+
+	ktest::diag(std::to_string(n) + " of " + std::to_string(reuse_size(c.via) / PAGE_SIZE) +
+		    (c.via == Reuse::swap ? " swap slots" : " pages") + " reused from the dead VM");
+	/* Without reuse the test would prove nothing. */
+	EXPECT_NE(n, 0);
+}
+
+} // namespace
+
+constexpr ktest::Variant<ReuseCase> DEAD_VM_REUSES[] = {
+	{"dead_vm_small_pages_reused_by_vm_read_tag_zero", {Reuse::small_pages, Reader::vm}},
+	{"dead_vm_small_pages_reused_by_host_read_tag_zero",
+	 {Reuse::small_pages, Reader::host_process}},
+	{"dead_vm_thp_reused_by_vm_reads_tag_zero", {Reuse::thp, Reader::vm}},
+	{"dead_vm_thp_reused_by_host_reads_tag_zero", {Reuse::thp, Reader::host_process}},
+	{"dead_vm_swap_slots_reused_by_vm_read_tag_zero", {Reuse::swap, Reader::vm}},
+	{"dead_vm_swap_slots_reused_by_host_read_tag_zero", {Reuse::swap, Reader::host_process}},
+};
+TEST_VARIANTS(mte_tags, DEAD_VM_REUSES, dead_vm_tags_never_reach_next_user, .timeout_s = 30);
+
+/*
+ * A guest's tag store or tag load at an IPA between two memslots reaches
+ * no memory: KVM cannot emulate it (no syndrome for a tag access), so
+ * KVM_RUN fails with ENOSYS, or, with KVM_CAP_ARM_NISV_TO_USER, exits to
+ * the VMM with that IPA; the memslots on both sides keep their tags and
+ * data.
+ */
+TEST(mte_tags, tag_access_between_memslots_reaches_no_memory)
+{
+	Kvm kvm;
+	require_guest_mte(kvm);
+	Vm vm = mte_vm(kvm);
+	const uint64_t below = tags_slot_gpa(TAGS_FIRST_SLOT);
+	const uint64_t hole = below + PAGE_SIZE;
+	const uint64_t above = hole + PAGE_SIZE;
+	const RegionSpec hole_spec = tagged_region(TAGS_FIRST_SLOT + 1, hole, PAGE_SIZE);
+
+	vm.add_region(tagged_region(TAGS_FIRST_SLOT, below, PAGE_SIZE));
+	vm.add_region(tagged_region(TAGS_FIRST_SLOT + 1, above, PAGE_SIZE));
+	/* The guest's page tables map the hole like memory; stage 2 has nothing there. */
+	vm.map(hole, hole, PAGE_SIZE, hole_spec.stage1);
+	Vcpu &vcpu = vm.add_vcpu(0);
+
+	guest_write(vcpu, below, PAGE_SIZE, TAG_SEED, DATA_SEED);
+	guest_write(vcpu, above, PAGE_SIZE, TAG_SEED, DATA_SEED);
+
+	vcpu.start(guest_tag_then_verify, hole, PAGE_SIZE, OTHER_TAG_SEED, TAGS_NO_PATTERN);
+	EXPECT_THAT(vcpu.run_raw(), SyscallFailsWithErrno(ENOSYS));
+
+	ASSERT_THAT(vm.enable_cap(KVM_CAP_ARM_NISV_TO_USER), SyscallSucceeds());
+	for (const bool store : {true, false}) {
+		if (store)
+			vcpu.start(guest_tag_then_verify, hole, PAGE_SIZE, OTHER_TAG_SEED,
+				   TAGS_NO_PATTERN);
+		else
+			vcpu.start(guest_scan, hole, PAGE_SIZE, TAG_SEED, DATA_SEED, TAGS_DATA_ALL);
+		ASSERT_THAT(vcpu.run_raw(), SyscallSucceeds());
+		ASSERT_EQ(kvm_exit_name(vcpu.run_state()->exit_reason),
+			  kvm_exit_name(KVM_EXIT_ARM_NISV));
+		EXPECT_EQ(vcpu.run_state()->arm_nisv.fault_ipa, hole);
+	}
+
+	guest_expect(vm, vcpu, below, PAGE_SIZE, TAG_SEED, DATA_SEED, TAGS_DATA_ALL,
+		     "memslot below the hole");
+	guest_expect(vm, vcpu, above, PAGE_SIZE, TAG_SEED, DATA_SEED, TAGS_DATA_ALL,
+		     "memslot above the hole");
 }

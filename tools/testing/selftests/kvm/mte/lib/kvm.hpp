@@ -164,6 +164,8 @@ public:
 	void start_raw(uint64_t entry, std::initializer_list<uint64_t> args);
 
 	SysResult run_raw();
+	/* The exit of the last KVM_RUN, for callers that issue it themselves. */
+	Ucall decode_exit() const;
 	/* KVM_RUN until a non-PRINT exit; PRINT ucalls are logged as diagnostics. */
 	Ucall run();
 	/* Fails the test unless the guest reaches DONE without other exits. */
@@ -182,8 +184,6 @@ private:
 		else
 			return static_cast<uint64_t>(v);
 	}
-
-	Ucall decode_exit() const;
 
 	Vm *vm_;
 	uint32_t id_;
