@@ -2082,11 +2082,15 @@ void injected_failures_lose_nothing(const Injected &which)
 				madvise(r.host() + first * PAGE, pages * PAGE, MADV_DONTNEED)));
 			model.set(first, pages, NO_TAGS);
 		};
+		/* Pages dropped and not touched since have nothing to swap out. */
 		const auto push_to_swap = [&](uint64_t first, uint64_t pages) {
-			if (can_swap)
+			uint8_t *addr = r.host() + first * PAGE;
+
+			for (unsigned int i = 0; can_swap && i < PAGEOUT_ATTEMPTS &&
+						 pages_swapped_out(addr, pages * PAGE) < pages;
+			     i++)
 				check(make_result("madvise(MADV_PAGEOUT)",
-						  madvise(r.host() + first * PAGE, pages * PAGE,
-							  MADV_PAGEOUT)));
+						  madvise(addr, pages * PAGE, MADV_PAGEOUT)));
 		};
 
 		for (unsigned int round = 0; round < FI_ROUNDS; round++) {
