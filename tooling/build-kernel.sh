@@ -57,7 +57,14 @@ if [ ! -f "$out/.config" ] || [ "$(cat "$out/.fragments" 2>/dev/null)" != "$stam
 		/^# CONFIG_[A-Z0-9_]* is not set$/ { want[$2] = $0 }
 		END { for (k in want) print want[k] }' |
 		while IFS= read -r want; do
-			grep -qxF -- "$want" "$out/.config" || echo "$want"
+			case $want in
+			# Off: also when its dependencies keep it out of .config.
+			"# CONFIG_"*" is not set")
+				opt=${want#\# }
+				opt=${opt%% *}
+				! grep -q "^$opt=" "$out/.config" || echo "$want" ;;
+			*) grep -qxF -- "$want" "$out/.config" || echo "$want" ;;
+			esac
 		done)
 	[ -z "$missing" ] || die "kernel config for $flavour lacks: $(echo $missing)"
 	echo "$stamp" >"$out/.fragments"
