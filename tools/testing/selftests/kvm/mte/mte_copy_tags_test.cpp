@@ -53,6 +53,7 @@
 #include <poll.h>
 #include <random>
 #include <sched.h>
+#include <source_location>
 #include <span>
 #include <string>
 #include <sys/ioctl.h>
@@ -232,6 +233,15 @@ void require_madvise(const std::string &what)
 		SKIP("madvise() is not built into this kernel (CONFIG_ADVISE_SYSCALLS=n), "
 		     "needed for " +
 		     what);
+}
+
+/* Fails the test on every splat the kernel logged since kmsg started watching. */
+void expect_quiet_kernel_log(KmsgWatch &kmsg,
+			     std::source_location loc = std::source_location::current())
+{
+	EXPECT_TRUE(kmsg.available());
+	for (const std::string &splat : kmsg.new_splats())
+		ktest::record_failure(loc, "kernel log: " + splat);
 }
 
 /* Round trips run over small pages and two adjacent memslots, or over a THP block. */
@@ -1402,9 +1412,7 @@ TEST_TIMEOUT(mte_copy_tags, concurrent_copies_give_documented_results, 15)
 		  SEED_VMM);
 
 	/* As root in the test bed it is: otherwise splats would go unnoticed here. */
-	EXPECT_TRUE(kmsg.available());
-	for (const std::string &splat : kmsg.new_splats())
-		ktest::record_failure(KTEST_HERE, "kernel log: " + splat);
+	expect_quiet_kernel_log(kmsg);
 }
 
 namespace
@@ -1583,6 +1591,19 @@ std::optional<uint64_t> vmstat(const std::string &key)
 	return std::nullopt;
 }
 
+/* MemFree back within KILL_MEM_SLACK_KIB of free_before, and every pin released. */
+void expect_memory_back(uint64_t free_before, const std::string &what)
+{
+	const uint64_t free_after = meminfo_kib("MemFree");
+
+	ktest::diag("MemFree " + std::to_string(free_before) + " kB before " + what + ", " +
+		    std::to_string(free_after) + " kB after");
+	EXPECT_TRUE(free_after + KILL_MEM_SLACK_KIB >= free_before);
+	if (vmstat("nr_foll_pin_acquired"))
+		EXPECT_EQ(vmstat("nr_foll_pin_acquired").value_or(0),
+			  vmstat("nr_foll_pin_released").value_or(0));
+}
+
 /* The dying VMM: builds an MTE VM, says so on ready, and loops until killed. */
 [[noreturn]] void doomed_vmm(KillDuring what, int ready)
 {
@@ -1628,7 +1649,6 @@ void sigkill_leaves_nothing_behind(const KillDuring &what)
 	Kvm kvm = mte_kvm();
 	KmsgWatch kmsg;
 	const uint64_t free_before = meminfo_kib("MemFree");
-	const auto pins_before = vmstat("nr_foll_pin_acquired");
 
 	for (auto delay : KILL_DELAYS) {
 		int fds[2];
@@ -1659,17 +1679,7 @@ void sigkill_leaves_nothing_behind(const KillDuring &what)
 	}
 
 	/* Every page of the dead VMs is free again: nothing kept a reference. */
-	const uint64_t free_after = meminfo_kib("MemFree");
-
-	ktest::diag("MemFree " + std::to_string(free_before) + " kB before the VMMs, " +
-		    std::to_string(free_after) + " kB after their deaths");
-	EXPECT_TRUE(free_after + KILL_MEM_SLACK_KIB >= free_before);
-	if (pins_before) {
-		const uint64_t acquired = vmstat("nr_foll_pin_acquired").value_or(0);
-		const uint64_t released = vmstat("nr_foll_pin_released").value_or(0);
-
-		EXPECT_EQ(acquired, released);
-	}
+	expect_memory_back(free_before, "the VMMs");
 
 	/* And no lock was left held: a new VM works normally. */
 	Vm vm = mte_vm(kvm);
@@ -1682,9 +1692,7 @@ void sigkill_leaves_nothing_behind(const KillDuring &what)
 	ASSERT_THAT(mte_copy_tags(vm, EXTRA_GPA_A, PAGES_SIZE, back.data(), FROM_GUEST),
 		    SyscallSucceedsWithValue(PAGES_SIZE));
 	EXPECT_TRUE(back == tags);
-	EXPECT_TRUE(kmsg.available());
-	for (const std::string &splat : kmsg.new_splats())
-		ktest::record_failure(KTEST_HERE, "kernel log: " + splat);
+	expect_quiet_kernel_log(kmsg);
 }
 
 } // namespace
@@ -2145,17 +2153,8 @@ void injected_failures_lose_nothing(const Injected &which)
 	 * (FOLL_GET), which the pin counters do not see; they would catch a
 	 * FOLL_PIN left by anything on these paths.
 	 */
-	const uint64_t free_after = meminfo_kib("MemFree");
-
-	ktest::diag("MemFree " + std::to_string(free_before) + " kB before the VM, " +
-		    std::to_string(free_after) + " kB after it");
-	EXPECT_TRUE(free_after + KILL_MEM_SLACK_KIB >= free_before);
-	if (vmstat("nr_foll_pin_acquired"))
-		EXPECT_EQ(vmstat("nr_foll_pin_acquired").value_or(0),
-			  vmstat("nr_foll_pin_released").value_or(0));
-	EXPECT_TRUE(kmsg.available());
-	for (const std::string &splat : kmsg.new_splats())
-		ktest::record_failure(KTEST_HERE, "kernel log: " + splat);
+	expect_memory_back(free_before, "the VM");
+	expect_quiet_kernel_log(kmsg);
 }
 
 } // namespace
@@ -2468,7 +2467,5 @@ TEST_TIMEOUT(mte_copy_tags, many_vms_under_memory_pressure_lose_no_tag, 120)
 		    std::to_string(PRESSURE_VMS * PRESSURE_GUEST_SIZE / PAGE) + " pages' data");
 	/* The pressure was real: pages went to swap, and the checks above brought them back. */
 	EXPECT_NE(pages_out.load(), 0);
-	EXPECT_TRUE(kmsg.available());
-	for (const std::string &splat : kmsg.new_splats())
-		ktest::record_failure(KTEST_HERE, "kernel log: " + splat);
+	expect_quiet_kernel_log(kmsg);
 }

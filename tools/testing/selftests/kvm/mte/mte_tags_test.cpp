@@ -2053,6 +2053,13 @@ uint64_t reused(const std::unordered_set<uint64_t> &now, const std::unordered_se
 	return std::count_if(now.begin(), now.end(), [&](uint64_t x) { return before.count(x); });
 }
 
+/* The memory of the dead VM and of the new one: small pages or THPs. */
+RegionSpec reuse_region(Reuse via)
+{
+	return tagged_region(TAGS_FIRST_SLOT, tags_slot_gpa(TAGS_FIRST_SLOT), reuse_size(via),
+			     Backing::anon_private, false, via == Reuse::thp);
+}
+
 /*
  * A VM whose guest tagged every granule of its memory, and for swap then
  * had it all swapped out, is destroyed. Returns where that memory was.
@@ -2061,9 +2068,7 @@ std::unordered_set<uint64_t> dead_vm_tags(Kvm &kvm, Reuse via)
 {
 	const uint64_t size = reuse_size(via);
 	Vm vm = mte_vm(kvm);
-	MemRegion &r =
-		vm.add_region(tagged_region(TAGS_FIRST_SLOT, tags_slot_gpa(TAGS_FIRST_SLOT), size,
-					    Backing::anon_private, false, via == Reuse::thp));
+	MemRegion &r = vm.add_region(reuse_region(via));
 	Vcpu &vcpu = vm.add_vcpu(0);
 
 	guest_write(vcpu, r.gpa(), size, TAG_SEED, DATA_SEED);
@@ -2079,9 +2084,7 @@ uint64_t new_vm_sees_no_tags(Kvm &kvm, Reuse via, const std::unordered_set<uint6
 {
 	const uint64_t size = reuse_size(via);
 	Vm vm = mte_vm(kvm);
-	MemRegion &r =
-		vm.add_region(tagged_region(TAGS_FIRST_SLOT, tags_slot_gpa(TAGS_FIRST_SLOT), size,
-					    Backing::anon_private, false, via == Reuse::thp));
+	MemRegion &r = vm.add_region(reuse_region(via));
 	Vcpu &vcpu = vm.add_vcpu(0);
 
 	/* The VMM loads the guest's memory before the guest first runs, as for an image. */
