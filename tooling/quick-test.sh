@@ -8,7 +8,9 @@
 #     BINARY   test binary, e.g. mte_cap_test, or "all"
 #     REGEX    POSIX extended regular expression on suite.name (default: all
 #              tests of the binary), e.g. 'mte_cap\.enable_.*'
-#     FLAVOUR  vhe (default) or nvhe
+#     FLAVOUR  vhe (default), nvhe, or debug: the debug kernel of
+#              tooling/test-debug.sh, booted as it does (VHE, its command
+#              line), without the kmemleak scan at the end
 #     MTE      on (default) or off
 #
 # The selftests are rebuilt from the composed tree first (make only redoes
@@ -19,14 +21,21 @@ binary=${1:?usage: quick-test.sh BINARY [REGEX] [FLAVOUR] [MTE]}
 filter=${2:-}
 flavour=${3:-vhe}
 mte=${4:-on}
-image=$WORK/out-$flavour/arch/arm64/boot/Image
+kernel=$flavour
+image=$WORK/out-$kernel/arch/arm64/boot/Image
 log=$WORK/runs/quick-$flavour-mte-$mte.log
+label=$flavour-mte-$mte
+if [ "$flavour" = debug ]; then
+	flavour=vhe
+	label=debug-vhe-mte-$mte
+	export KERNEL_APPEND="hugepagesz=1G hugepages=1 debug_pagealloc=on page_owner=on"
+fi
 
-[ -f "$image" ] || die "no $flavour kernel: run tooling/build-kernel.sh $flavour"
+[ -f "$image" ] || die "no $kernel kernel: run tooling/build-kernel.sh $kernel"
 "$TOP/tooling/build-selftests.sh" >/dev/null
 args=""
 [ "$binary" = all ] || args="-t,kvm/mte:$binary"
 TESTBED_ARGS=$args TESTBED_FILTER=$filter QUIET=1 \
 	"$TOP/tooling/run-qemu.sh" "$image" "$WORK/initramfs.cpio" "$log" "$flavour" "$mte" \
 	"${QEMU_TIMEOUT:-900}" || true
-exec "$PYTHON" "$TOP/tooling/report.py" --partial "$flavour-mte-$mte=$log"
+exec "$PYTHON" "$TOP/tooling/report.py" --partial "$label=$log"

@@ -93,6 +93,24 @@ class ConfigError(Exception):
 # Splat markers
 
 
+# The characters a backslash may escape in a POSIX extended expression.
+# Escaping any other is undefined, and the selftests' std::regex (extended)
+# throws on it.
+ERE_SPECIAL = ".[\\()*+?{|^$"
+
+
+def bad_ere_escape(pattern):
+    """The first escape of pattern that POSIX leaves undefined, or None."""
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            if i + 1 == len(pattern) or pattern[i + 1] not in ERE_SPECIAL:
+                return pattern[i:i + 2]
+            i += 1
+        i += 1
+    return None
+
+
 def load_markers(path=MARKERS_FILE):
     """The compiled patterns of a splat marker file: [(text, regex)]."""
     try:
@@ -105,6 +123,10 @@ def load_markers(path=MARKERS_FILE):
             continue
         if line != line.strip():
             raise ConfigError(f"{path}:{number}: leading or trailing blank in marker {line!r}")
+        bad_escape = bad_ere_escape(line)
+        if bad_escape:
+            raise ConfigError(f"{path}:{number}: {bad_escape!r} in marker {line!r}: "
+                              f"escape only one of {ERE_SPECIAL}")
         try:
             markers.append((line, re.compile(line)))
         except re.error as err:

@@ -431,6 +431,7 @@ class SplatMarkers(unittest.TestCase):
         "BUG: KFENCE: out-of-bounds read in mte_sync_tags+0x30/0x90",
         "UBSAN: shift-out-of-bounds in arch/arm64/kvm/sys_regs.c:1208:20",
         "unreferenced object 0xffff000003f2c000 (size 4096):",
+        "kmemleak: Cannot allocate a kmemleak_object structure",
     ]
     BENIGN = [
         "Lock dependency validator: Copyright (c) 2006 Red Hat, Inc., Ingo Molnar",
@@ -496,6 +497,16 @@ class SplatMarkers(unittest.TestCase):
             path.write_text("trailing \n")
             with self.assertRaises(report.ConfigError):
                 report.load_markers(path)
+            # Python reads \] as ], std::regex (extended) throws.
+            path.write_text("\\[ cut here \\]\n")
+            with self.assertRaises(report.ConfigError) as ctx:
+                report.load_markers(path)
+            self.assertIn("'\\\\]'", str(ctx.exception))
+            path.write_text("ends in \\\n")
+            with self.assertRaises(report.ConfigError):
+                report.load_markers(path)
+            path.write_text("\\[ \\\\ \\. \\( \\) \\* \\+ \\? \\{ \\| \\^ \\$\n")
+            self.assertEqual(len(report.load_markers(path)), 1)
 
 
 class Parser(unittest.TestCase):

@@ -3,7 +3,8 @@
  * Self-tests of the guest test framework itself, before any MTE test relies
  * on it: guest memory and globals are visible to the host, ucalls (SYNC,
  * ASSERT_FAIL, DONE) and exception reports carry the right data, errno
- * matchers report what KVM returned, and ONE_REG access by name works.
+ * matchers report what KVM returned, ONE_REG access by name works, and the
+ * kernel log watch reads new messages and knows a splat when it sees one.
  *
  * The harness itself is tested from outside: the binary runs a copy of
  * itself with the hidden "harness" self-tests enabled (KTEST_SELFTEST=1),
@@ -28,6 +29,7 @@
 
 #include "framework.hpp"
 #include "lib/arch.hpp"
+#include "lib/kmsg.hpp"
 #include "lib/kvm.hpp"
 #include "lib/test.hpp"
 
@@ -181,6 +183,75 @@ TEST(framework, get_set_one_reg_by_name)
 	}
 	EXPECT_TRUE(has_tcr);
 	EXPECT_TRUE(has_pc);
+}
+
+namespace
+{
+
+/* What the kernel prints when things go wrong, one line of each kind. */
+constexpr const char *KERNEL_SPLATS[] = {
+	"------------[ cut here ]------------",
+	"WARNING: CPU: 1 PID: 230 at arch/arm64/kvm/mmu.c:862 user_mem_abort+0x5f0/0x6c0",
+	"Call trace:",
+	"Internal error: Oops: 96000047 [#1] PREEMPT SMP",
+	"BUG: KASAN: slab-out-of-bounds in kvm_vm_ioctl_mte_copy_tags+0x1c8/0x2a0",
+	"WARNING: possible circular locking dependency detected",
+	"rcu: INFO: rcu_preempt self-detected stall on CPU",
+	"unreferenced object 0xffff000003f2c000 (size 4096):",
+	"kmemleak: Cannot allocate a kmemleak_object structure",
+};
+
+/* Lines a healthy debug kernel logs, close to the markers. */
+constexpr const char *KERNEL_NON_SPLATS[] = {
+	"RCU lockdep checking is enabled.",
+	"kmemleak: Kernel memory leak detector initialized (mem pool available: 15892)",
+	"kvm [1]: VHE mode initialized successfully",
+	"FAULT_INJECTION: forcing a failure.",
+};
+
+} // namespace
+
+/*
+ * The stress tests' kernel log check: every marker compiles in std::regex
+ * (one that did not once made each check throw) and tells splats from
+ * healthy lines.
+ */
+TEST(framework, kernel_log_splat_markers_match_splats)
+{
+	for (const char *line : KERNEL_SPLATS)
+		if (!is_kernel_splat(line))
+			ktest::record_failure(KTEST_HERE,
+					      std::string("not taken for a splat: ") + line);
+	for (const char *line : KERNEL_NON_SPLATS)
+		if (is_kernel_splat(line))
+			ktest::record_failure(KTEST_HERE,
+					      std::string("taken for a splat: ") + line);
+}
+
+/* The watch reads what the kernel logs after it starts, and nothing before. */
+TEST(framework, kernel_log_watch_reads_new_messages)
+{
+	KmsgWatch watch;
+
+	if (!watch.available())
+		SKIP("no /dev/kmsg to read");
+
+	const std::string probe =
+		"kvm-mte framework: kernel log probe from pid " + std::to_string(getpid());
+	/* KERN_INFO: below the test bed's console level, so not a console line. */
+	const std::string record = "<6>" + probe;
+	FileDesc kmsg(open("/dev/kmsg", O_WRONLY | O_CLOEXEC));
+
+	ASSERT_TRUE(static_cast<bool>(kmsg));
+	ASSERT_EQ(write(kmsg.get(), record.data(), record.size()),
+		  static_cast<ssize_t>(record.size()));
+
+	KmsgWatch later;
+	const std::vector<std::string> seen = watch.new_messages();
+
+	EXPECT_EQ(std::count(seen.begin(), seen.end(), probe), 1);
+	EXPECT_TRUE(watch.new_messages().empty());
+	EXPECT_TRUE(later.new_messages().empty());
 }
 
 /*

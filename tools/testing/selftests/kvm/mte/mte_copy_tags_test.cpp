@@ -1753,7 +1753,16 @@ public:
 			     (which == Injected::slab ? "CONFIG_FAILSLAB"
 						      : "CONFIG_FAIL_PAGE_ALLOC") +
 			     " or CONFIG_FAULT_INJECTION_DEBUG_FS");
-		set(dir + "/verbose", "0");
+		/*
+		 * fail-nth counts the allocations of both injectors, whichever
+		 * filters are opened: keep both quiet, or a failed page
+		 * allocation in the slab variant dumps a stack the run
+		 * takes for a splat.
+		 */
+		for (const char *injector : {"failslab", "fail_page_alloc"})
+			if (const std::string d = std::string("/sys/kernel/debug/") + injector;
+			    !access(d.c_str(), F_OK))
+				set(d + "/verbose", "0");
 		set(dir + "/ignore-gfp-wait", "N");
 		if (which == Injected::page_alloc) {
 			set(dir + "/ignore-gfp-highmem", "N");

@@ -5,6 +5,7 @@
  */
 #include "kmsg.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
 #include <regex>
@@ -55,8 +56,16 @@ std::string_view message_of(std::string_view record)
 
 } // namespace
 
+bool is_kernel_splat(const std::string &line)
+{
+	return std::any_of(splat_regexes().begin(), splat_regexes().end(),
+			   [&line](const std::regex &re) { return std::regex_search(line, re); });
+}
+
 KmsgWatch::KmsgWatch()
 {
+	splat_regexes();
+
 	int fd = open(KMSG_PATH, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 
 	if (fd < 0)
@@ -65,13 +74,13 @@ KmsgWatch::KmsgWatch()
 	lseek(fd_.get(), 0, SEEK_END);
 }
 
-std::vector<std::string> KmsgWatch::new_splats()
+std::vector<std::string> KmsgWatch::new_messages()
 {
-	std::vector<std::string> found;
+	std::vector<std::string> messages;
 	char buf[RECORD_MAX];
 
 	if (!fd_)
-		return found;
+		return messages;
 	for (;;) {
 		const ssize_t n = read(fd_.get(), buf, sizeof(buf));
 
@@ -79,18 +88,16 @@ std::vector<std::string> KmsgWatch::new_splats()
 			continue; /* records were overwritten; carry on with the next */
 		if (n <= 0)
 			break;
-
-		const std::string_view msg =
-			message_of(std::string_view(buf, static_cast<size_t>(n)));
-
-		const std::string line(msg);
-
-		for (const std::regex &re : splat_regexes())
-			if (std::regex_search(line, re)) {
-				found.push_back(line);
-				break;
-			}
+		messages.emplace_back(message_of(std::string_view(buf, static_cast<size_t>(n))));
 	}
+	return messages;
+}
+
+std::vector<std::string> KmsgWatch::new_splats()
+{
+	std::vector<std::string> found = new_messages();
+
+	std::erase_if(found, [](const std::string &line) { return !is_kernel_splat(line); });
 	return found;
 }
 
