@@ -1559,49 +1559,70 @@ constexpr std::chrono::milliseconds KILL_DELAYS[] = {std::chrono::milliseconds(2
 constexpr int KILL_START_TIMEOUT_MS = 10000;
 /*
  * Free memory may come back short by what the page allocator keeps in
- * per-CPU lists and what slab caches hold; a leaked VM would be 64 MiB.
+ * per-CPU lists and what the caches filled again right after being
+ * settled; a leaked VM would be 64 MiB.
  */
 constexpr uint64_t KILL_MEM_SLACK_KIB = 8 << 10;
 constexpr int KILL_CHILD_ERROR = 3;
 
-uint64_t meminfo_kib(const std::string &key)
+/* The meminfo fields that moved most between two readings, for a diagnosis. */
+std::string largest_changes(const std::map<std::string, uint64_t> &before,
+			    const std::map<std::string, uint64_t> &after)
 {
-	std::ifstream in("/proc/meminfo");
-	std::string k;
-	uint64_t v = 0;
+	constexpr size_t SHOWN = 6;
+	std::vector<std::pair<int64_t, std::string>> moves;
+	std::string s;
 
-	while (in >> k >> v) {
-		if (k == key + ":")
-			return v;
-		in.ignore(64, '\n');
+	for (const auto &[key, was] : before)
+		if (after.contains(key) && after.at(key) != was)
+			moves.emplace_back(static_cast<int64_t>(after.at(key) - was), key);
+	std::sort(moves.begin(), moves.end(), [](const auto &a, const auto &b) {
+		return std::abs(a.first) > std::abs(b.first);
+	});
+	moves.resize(std::min(moves.size(), SHOWN));
+	for (const auto &[delta, key] : moves)
+		s += (s.empty() ? "" : ", ") + key + " " + (delta > 0 ? "+" : "") +
+		     std::to_string(delta) + " kB";
+	return s;
+}
+
+/*
+ * What a test reads before it builds its VMs: settled meminfo (see
+ * expect_memory_back()).
+ */
+struct MemoryBefore {
+	std::map<std::string, uint64_t> meminfo;
+
+	MemoryBefore()
+	{
+		mm::settle_kernel_memory();
+		meminfo = mm::meminfo();
 	}
-	ktest::fail(KTEST_HERE, "no " + key + " in /proc/meminfo");
-}
+};
 
-/* The counter of /proc/vmstat, or nothing where the kernel has none. */
-std::optional<uint64_t> vmstat(const std::string &key)
+/*
+ * MemFree back within KILL_MEM_SLACK_KIB of before, and every pin
+ * released. Both readings are taken with the kernel's caches given back,
+ * so that a debug kernel's slab and KASAN quarantine do not count.
+ */
+void expect_memory_back(const MemoryBefore &before, const std::string &what)
 {
-	std::ifstream in("/proc/vmstat");
-	std::string k;
-	uint64_t v = 0;
+	mm::settle_kernel_memory();
 
-	while (in >> k >> v)
-		if (k == key)
-			return v;
-	return std::nullopt;
-}
-
-/* MemFree back within KILL_MEM_SLACK_KIB of free_before, and every pin released. */
-void expect_memory_back(uint64_t free_before, const std::string &what)
-{
-	const uint64_t free_after = meminfo_kib("MemFree");
+	const std::map<std::string, uint64_t> after = mm::meminfo();
+	const uint64_t free_before = before.meminfo.at("MemFree");
+	const uint64_t free_after = after.at("MemFree");
 
 	ktest::diag("MemFree " + std::to_string(free_before) + " kB before " + what + ", " +
 		    std::to_string(free_after) + " kB after");
-	EXPECT_TRUE(free_after + KILL_MEM_SLACK_KIB >= free_before);
-	if (vmstat("nr_foll_pin_acquired"))
-		EXPECT_EQ(vmstat("nr_foll_pin_acquired").value_or(0),
-			  vmstat("nr_foll_pin_released").value_or(0));
+	if (free_after + KILL_MEM_SLACK_KIB < free_before)
+		ktest::record_failure(
+			KTEST_HERE,
+			"MemFree short by " + std::to_string(free_before - free_after) +
+				" kB; moved most: " + largest_changes(before.meminfo, after));
+	if (mm::vmstat("nr_foll_pin_acquired"))
+		EXPECT_EQ(mm::vmstat("nr_foll_pin_acquired").value_or(0),
+			  mm::vmstat("nr_foll_pin_released").value_or(0));
 }
 
 /* The dying VMM: builds an MTE VM, says so on ready, and loops until killed. */
@@ -1648,7 +1669,7 @@ void sigkill_leaves_nothing_behind(const KillDuring &what)
 {
 	Kvm kvm = mte_kvm();
 	KmsgWatch kmsg;
-	const uint64_t free_before = meminfo_kib("MemFree");
+	const MemoryBefore memory_before;
 
 	for (auto delay : KILL_DELAYS) {
 		int fds[2];
@@ -1679,7 +1700,7 @@ void sigkill_leaves_nothing_behind(const KillDuring &what)
 	}
 
 	/* Every page of the dead VMs is free again: nothing kept a reference. */
-	expect_memory_back(free_before, "the VMMs");
+	expect_memory_back(memory_before, "the VMMs");
 
 	/* And no lock was left held: a new VM works normally. */
 	Vm vm = mte_vm(kvm);
@@ -2059,7 +2080,7 @@ void injected_failures_lose_nothing(const Injected &which)
 	require_madvise("MADV_DONTNEED and MADV_PAGEOUT");
 
 	KmsgWatch kmsg;
-	const uint64_t free_before = meminfo_kib("MemFree");
+	const MemoryBefore memory_before;
 	const bool can_swap = swap_available();
 	InjectedOutcomes enables, runs, copies_to, copies_from;
 
@@ -2162,7 +2183,7 @@ void injected_failures_lose_nothing(const Injected &which)
 	 * (FOLL_GET), which the pin counters do not see; they would catch a
 	 * FOLL_PIN left by anything on these paths.
 	 */
-	expect_memory_back(free_before, "the VM");
+	expect_memory_back(memory_before, "the VM");
 	expect_quiet_kernel_log(kmsg);
 }
 
@@ -2268,7 +2289,7 @@ struct PressureVm {
 /* The growth of a /proc/vmstat counter, or n/a where the kernel has none (VM_EVENT_COUNTERS=n). */
 std::string counter_growth(const std::string &key, const std::optional<uint64_t> &before)
 {
-	const std::optional<uint64_t> now = vmstat(key);
+	const std::optional<uint64_t> now = mm::vmstat(key);
 
 	return key + " " + (now && before ? std::to_string(*now - *before) : "n/a");
 }
@@ -2330,7 +2351,7 @@ TEST_TIMEOUT(mte_copy_tags, many_vms_under_memory_pressure_lose_no_tag, 120)
 	std::map<std::string, std::optional<uint64_t>> before;
 
 	for (const char *c : PRESSURE_COUNTERS)
-		before[c] = vmstat(c);
+		before[c] = mm::vmstat(c);
 	const uint64_t ksm_scans_before = mm::read_number(ksm + "full_scans");
 
 	std::deque<PressureVm> vms;

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -20,6 +21,8 @@ namespace kvmt::mm
 
 namespace
 {
+
+constexpr const char *SLAB_SYSFS = "/sys/kernel/slab";
 
 /* /proc/self/pagemap entry layout (Documentation/admin-guide/mm/pagemap.rst). */
 constexpr uint64_t PAGEMAP_PRESENT = arch::bit(63);
@@ -98,6 +101,54 @@ uint64_t read_number(const std::string &path)
 	if (!(s >> v))
 		throw std::runtime_error(path + " does not hold a number");
 	return v;
+}
+
+std::map<std::string, uint64_t> meminfo()
+{
+	std::istringstream in(read_file("/proc/meminfo"));
+	std::map<std::string, uint64_t> fields;
+	std::string line;
+
+	while (std::getline(in, line)) {
+		std::istringstream fields_of_line(line);
+		std::string key;
+		uint64_t value;
+
+		if (fields_of_line >> key >> value && key.ends_with(':'))
+			fields[key.substr(0, key.size() - 1)] = value;
+	}
+	if (fields.empty())
+		throw std::runtime_error("/proc/meminfo has no fields");
+	return fields;
+}
+
+std::optional<uint64_t> vmstat(const std::string &key)
+{
+	std::istringstream in(read_file("/proc/vmstat"));
+	std::string k;
+	uint64_t v;
+
+	while (in >> k >> v)
+		if (k == key)
+			return v;
+	return std::nullopt;
+}
+
+void settle_kernel_memory()
+{
+	write_file("/proc/sys/vm/drop_caches", "3");
+	if (!std::filesystem::is_directory(SLAB_SYSFS))
+		return;
+	/* Real caches only: the other entries are symlinks to merged ones. */
+	for (const auto &cache : std::filesystem::directory_iterator(SLAB_SYSFS)) {
+		if (cache.is_symlink() || !cache.is_directory())
+			continue;
+		try {
+			write_file(cache.path() / "shrink", "1");
+		} catch (const SysError &) {
+			/* A cache without shrink support keeps its slabs: only less settled. */
+		}
+	}
 }
 
 ScopedSetting::ScopedSetting(std::string path, const std::string &value)

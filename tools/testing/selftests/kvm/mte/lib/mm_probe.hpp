@@ -10,6 +10,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <sched.h>
 #include <string>
 #include <vector>
@@ -47,6 +49,19 @@ std::string read_file(const std::string &path);
 void write_file(const std::string &path, const std::string &value);
 /* The file's content as an unsigned decimal number. */
 uint64_t read_number(const std::string &path);
+
+/* Every field of /proc/meminfo by name (without the colon), in KiB. */
+std::map<std::string, uint64_t> meminfo();
+/* A counter of /proc/vmstat, or nothing where the kernel has none. */
+std::optional<uint64_t> vmstat(const std::string &key);
+
+/*
+ * Gives back what the kernel keeps for speed or for debugging rather than
+ * for anyone's use: the page cache, every slab cache's empty slabs and,
+ * under KASAN, the freed objects in its quarantine (shrinking a cache
+ * empties its part). What MemFree still misses afterwards is held.
+ */
+void settle_kernel_memory();
 
 /* Writes value to a procfs/sysfs knob and writes back the old content on destruction. */
 class ScopedSetting
