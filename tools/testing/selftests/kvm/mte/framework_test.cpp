@@ -238,8 +238,13 @@ TEST(framework, kernel_log_watch_reads_new_messages)
 
 	const std::string probe =
 		"kvm-mte framework: kernel log probe from pid " + std::to_string(getpid());
-	/* KERN_INFO: below the test bed's console level, so not a console line. */
-	const std::string record = "<6>" + probe;
+	/*
+	 * KERN_INFO: below the test bed's console level, so not a console
+	 * line. The newline ends the record: without it the kernel keeps it
+	 * open for a continuation, and readers see it only once another
+	 * message comes.
+	 */
+	const std::string record = "<6>" + probe + "\n";
 	FileDesc kmsg(open("/dev/kmsg", O_WRONLY | O_CLOEXEC));
 
 	ASSERT_TRUE(static_cast<bool>(kmsg));
