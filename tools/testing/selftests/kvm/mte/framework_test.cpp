@@ -103,7 +103,16 @@ TEST(framework, guest_exception_reports_esr)
 	EXPECT_EQ(arch::esr::ec(u.args[UCALL_EXC_ESR]), arch::esr::EC_DABT_CUR);
 	EXPECT_EQ(u.args[UCALL_EXC_ESR] & arch::esr::DFSC_MASK, arch::esr::DFSC_TRANSLATION_L0);
 	EXPECT_EQ(u.args[UCALL_EXC_FAR], FRAMEWORK_UNMAPPED_GVA);
+	EXPECT_TRUE(u.describe().ends_with(", as in the image"));
 	ktest::diag("reported as: " + u.describe());
+
+	/* A wrong page under the guest's code would show as a different word. */
+	uint32_t &insn = vm.guest_var(reinterpret_cast<uint32_t *>(u.args[UCALL_EXC_ELR]));
+	const uint32_t original = insn;
+
+	insn = ~original;
+	EXPECT_TRUE(vcpu.decode_exit().describe().ends_with(", the image has " + hex(original)));
+	insn = original;
 
 	vcpu.start(guest_undef_with_handler);
 	vcpu.run_until_done();

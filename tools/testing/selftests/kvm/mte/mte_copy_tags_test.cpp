@@ -1757,38 +1757,33 @@ constexpr uint64_t NO_TAGS = 0;
  * Opens the filters of failslab or fail_page_alloc, so that the
  * allocations KVM makes count as injection points: by default both skip
  * the allocations that may sleep, and fail_page_alloc skips order 0 and
- * user pages (__GFP_HIGHMEM), which is nearly everything here. The
- * probability stays 0, so no task fails at random: only the calls a test
- * makes through NthFailure do, and only at the allocation it picks.
+ * user pages (__GFP_HIGHMEM), which is nearly everything here. fail-nth
+ * counts the allocations of every injector, so the other one is shut
+ * (failslab: only caches marked for it, which none is; fail_page_alloc:
+ * no order that exists) and both are kept quiet: each variant fails one
+ * allocator only, whatever an earlier test killed in its middle left set.
+ * The probability stays 0, so no task fails at random: only the calls a
+ * test makes through NthFailure do, and only at the allocation it picks.
  */
 class FaultInjector
 {
 public:
 	explicit FaultInjector(Injected which)
 	{
-		const std::string dir = std::string("/sys/kernel/debug/") +
-					(which == Injected::slab ? "failslab" : "fail_page_alloc");
+		if (access(FAILSLAB_DIR, F_OK) || access(FAIL_PAGE_ALLOC_DIR, F_OK) ||
+		    access("/proc/thread-self/fail-nth", F_OK))
+			SKIP("no fault injection: the kernel is built without CONFIG_FAILSLAB, "
+			     "CONFIG_FAIL_PAGE_ALLOC or CONFIG_FAULT_INJECTION_DEBUG_FS");
 
-		if (access(dir.c_str(), F_OK) || access("/proc/thread-self/fail-nth", F_OK))
-			SKIP("no " + dir + " or fail-nth: the kernel is built without " +
-			     (which == Injected::slab ? "CONFIG_FAILSLAB"
-						      : "CONFIG_FAIL_PAGE_ALLOC") +
-			     " or CONFIG_FAULT_INJECTION_DEBUG_FS");
-		/*
-		 * fail-nth counts the allocations of both injectors, whichever
-		 * filters are opened: keep both quiet, or a failed page
-		 * allocation in the slab variant dumps a stack the run
-		 * takes for a splat.
-		 */
-		for (const char *injector : {"failslab", "fail_page_alloc"})
-			if (const std::string d = std::string("/sys/kernel/debug/") + injector;
-			    !access(d.c_str(), F_OK))
-				set(d + "/verbose", "0");
-		set(dir + "/ignore-gfp-wait", "N");
-		if (which == Injected::page_alloc) {
-			set(dir + "/ignore-gfp-highmem", "N");
-			set(dir + "/min-order", "0");
-		}
+		const bool slab = which == Injected::slab;
+
+		set(FAILSLAB_DIR, "verbose", "0");
+		set(FAILSLAB_DIR, "ignore-gfp-wait", slab ? "N" : "Y");
+		set(FAILSLAB_DIR, "cache-filter", slab ? "N" : "Y");
+		set(FAIL_PAGE_ALLOC_DIR, "verbose", "0");
+		set(FAIL_PAGE_ALLOC_DIR, "ignore-gfp-wait", slab ? "Y" : "N");
+		set(FAIL_PAGE_ALLOC_DIR, "ignore-gfp-highmem", slab ? "Y" : "N");
+		set(FAIL_PAGE_ALLOC_DIR, "min-order", slab ? std::to_string(UINT32_MAX) : "0");
 	}
 
 	~FaultInjector()
@@ -1801,9 +1796,13 @@ public:
 	FaultInjector &operator=(const FaultInjector &) = delete;
 
 private:
-	void set(const std::string &path, const std::string &value)
+	static constexpr const char *FAILSLAB_DIR = "/sys/kernel/debug/failslab";
+	static constexpr const char *FAIL_PAGE_ALLOC_DIR = "/sys/kernel/debug/fail_page_alloc";
+
+	void set(const char *dir, const char *knob, const std::string &value)
 	{
-		settings_.push_back(std::make_unique<mm::ScopedSetting>(path, value));
+		settings_.push_back(
+			std::make_unique<mm::ScopedSetting>(std::string(dir) + "/" + knob, value));
 	}
 
 	std::vector<std::unique_ptr<mm::ScopedSetting>> settings_;
@@ -2114,6 +2113,7 @@ void injected_failures_lose_nothing(const Injected &which)
 		TagModel model(EXTRA_GPA_A, FI_SIZE);
 		std::mt19937_64 rng(FI_SEED_BASE);
 		uint64_t next_seed = FI_SEED_BASE + 1;
+		const auto t0 = std::chrono::steady_clock::now();
 		const auto drop = [&](uint64_t first, uint64_t pages) {
 			check(make_result(
 				"madvise(MADV_DONTNEED)",
@@ -2158,6 +2158,12 @@ void injected_failures_lose_nothing(const Injected &which)
 				drop(rng() % model.pages(), 1);
 			for (unsigned int i = 0; i < FI_PAGEOUTS_PER_ROUND; i++)
 				push_to_swap(rng() % model.pages(), 1);
+			ktest::diag("round " + std::to_string(round + 1) + "/" +
+				    std::to_string(FI_ROUNDS) + " after " +
+				    std::to_string(elapsed_ms(t0)) +
+				    " ms: " + std::to_string(runs.calls) + " KVM_RUN, " +
+				    std::to_string(copies_to.calls + copies_from.calls) +
+				    " copies");
 		}
 
 		ktest::diag("KVM_ENABLE_CAP: " + enables.describe());

@@ -60,6 +60,29 @@ uint64_t image_size()
 	return page_align_up(image_bytes());
 }
 
+/*
+ * The instruction at a guest code address as the guest's memory holds it
+ * and as the image the guest was loaded from does: different words mean a
+ * wrong page under the guest, equal ones a wrong PC or register.
+ */
+std::string code_at(const Vm &vm, uint64_t va)
+{
+	uint32_t in_guest;
+	uint32_t in_image;
+
+	if (va < image_va() || va + sizeof(in_image) > image_va() + image_bytes() ||
+	    va % sizeof(in_image))
+		return "ELR is not in the guest image's code";
+	std::memcpy(&in_image, reinterpret_cast<const void *>(va), sizeof(in_image));
+	try {
+		vm.read_guest(&in_guest, va, sizeof(in_guest));
+	} catch (const std::exception &e) {
+		return std::string("the instruction at ELR is unreadable: ") + e.what();
+	}
+	return "instruction at ELR " + hex(in_guest) +
+	       (in_guest == in_image ? ", as in the image" : ", the image has " + hex(in_image));
+}
+
 SysResult ioctl_result(int fd, unsigned long request, unsigned long arg)
 {
 	return make_result(kvm_ioctl_name(request), ioctl(fd, request, arg));
@@ -203,7 +226,8 @@ std::string Ucall::describe() const
 		return "unexpected guest exception at vector " +
 		       vector_name(args[UCALL_EXC_VECTOR]) + ": " +
 		       esr_class_name(args[UCALL_EXC_ESR]) + ", ESR " + hex(args[UCALL_EXC_ESR]) +
-		       ", FAR " + hex(args[UCALL_EXC_FAR]) + ", ELR " + hex(args[UCALL_EXC_ELR]);
+		       ", FAR " + hex(args[UCALL_EXC_FAR]) + ", ELR " + hex(args[UCALL_EXC_ELR]) +
+		       (exit_detail.empty() ? "" : "; " + exit_detail);
 	}
 	return "unknown ucall command " + std::to_string(static_cast<uint64_t>(cmd));
 }
@@ -361,6 +385,8 @@ Ucall Vcpu::decode_exit() const
 			if (uc.file)
 				u.file = vm_->read_guest_string(uc.file);
 			u.line = uc.line;
+			if (u.cmd == UcallCmd::unexpected_exception)
+				u.exit_detail = code_at(*vm_, u.args[UCALL_EXC_ELR]);
 			return u;
 		}
 		u.exit_detail = std::string(r->mmio.is_write ? "write" : "read") + " of " +

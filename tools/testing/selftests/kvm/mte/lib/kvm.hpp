@@ -116,7 +116,11 @@ struct Ucall {
 	std::string file;
 	uint64_t line = 0;
 	uint32_t exit_reason = 0;
-	/* For non-ucall exits: the interesting kvm_run fields, already formatted. */
+	/*
+	 * For non-ucall exits: the interesting kvm_run fields, already
+	 * formatted; for an unexpected exception: the instruction at ELR in
+	 * guest memory against the image's.
+	 */
 	std::string exit_detail;
 
 	std::string describe() const;
