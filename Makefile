@@ -5,6 +5,8 @@
 #                 on the default base, VHE mte=on on the other bases
 #   make test-debug  the whole suite on the debug kernel (KASAN, lockdep,
 #                 DEBUG_VM, DEBUG_PAGEALLOC, kmemleak), VHE mte=on
+#   make test-mainline  the reliability tests on Debian's mainline 6.12
+#                 cloud kernel, VHE mte=on: what is not ok differs
 #   make bench    benchmarks against mainline (Debian's cloud kernel) in one
 #                 run: ROUNDS=5 boots of each kernel, table and plot under
 #                 build/bench/ (about an hour; SMOKE=1: one small size, CI)
@@ -26,7 +28,7 @@ $(error unknown base: see tooling/bases)
 endif
 
 .PHONY: all deps base compose refresh export kernel kernel-vhe kernel-nvhe \
-	selftests demo test test-debug bench check fresh-machine run clean distclean help
+	selftests demo test test-debug test-mainline bench check fresh-machine run clean distclean help
 
 all: help
 
@@ -86,6 +88,9 @@ test:
 
 test-debug:
 	$(T)/test-debug.sh
+
+test-mainline:
+	$(T)/test-mainline.sh
 
 bench:
 	$(T)/bench.sh

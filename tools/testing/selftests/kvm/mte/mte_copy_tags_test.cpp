@@ -49,6 +49,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <new>
 #include <optional>
 #include <poll.h>
 #include <random>
@@ -1565,6 +1566,16 @@ constexpr int KILL_START_TIMEOUT_MS = 10000;
 constexpr uint64_t KILL_MEM_SLACK_KIB = 8 << 10;
 constexpr int KILL_CHILD_ERROR = 3;
 
+/*
+ * Where the doomed VMM was when it died, in memory it shares with the
+ * test: inside the calls its scenario is about, and how many it finished.
+ */
+struct DoomedState {
+	std::atomic<bool> in_call{false};
+	std::atomic<uint64_t> finished{0};
+};
+static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<uint64_t>::is_always_lock_free);
+
 /* The meminfo fields that moved most between two readings, for a diagnosis. */
 std::string largest_changes(const std::map<std::string, uint64_t> &before,
 			    const std::map<std::string, uint64_t> &after)
@@ -1625,8 +1636,12 @@ void expect_memory_back(const MemoryBefore &before, const std::string &what)
 			  mm::vmstat("nr_foll_pin_released").value_or(0));
 }
 
-/* The dying VMM: builds an MTE VM, says so on ready, and loops until killed. */
-[[noreturn]] void doomed_vmm(KillDuring what, int ready)
+/*
+ * The dying VMM: builds an MTE VM, says so on ready, and loops until
+ * killed. In the fault storm its memory is dropped after each of the
+ * guest's rounds, so that every round faults every page in again.
+ */
+[[noreturn]] void doomed_vmm(KillDuring what, int ready, DoomedState &state)
 {
 	try {
 		Kvm kvm = mte_kvm();
@@ -1642,6 +1657,7 @@ void expect_memory_back(const MemoryBefore &before, const std::string &what)
 		if (write(ready, &started, 1) != 1)
 			_exit(KILL_CHILD_ERROR);
 		for (uint64_t i = 0;; i++) {
+			state.in_call = true;
 			switch (what) {
 			case KillDuring::copies:
 				check(mte_copy_tags(vm, EXTRA_GPA_A, KILL_SIZE, tags.data(),
@@ -1659,6 +1675,11 @@ void expect_memory_back(const MemoryBefore &before, const std::string &what)
 							    TO_GUEST));
 				break;
 			}
+			state.in_call = false;
+			state.finished++;
+			if (what == KillDuring::faults)
+				check(make_result("madvise(MADV_DONTNEED)",
+						  madvise(r.host(), KILL_SIZE, MADV_DONTNEED)));
 		}
 	} catch (...) {
 		_exit(KILL_CHILD_ERROR);
@@ -1670,17 +1691,22 @@ void sigkill_leaves_nothing_behind(const KillDuring &what)
 	Kvm kvm = mte_kvm();
 	KmsgWatch kmsg;
 	const MemoryBefore memory_before;
+	unsigned int landed = 0;
 
 	for (auto delay : KILL_DELAYS) {
 		int fds[2];
 
 		check(make_result("pipe", pipe(fds)));
 		FileDesc rd(fds[0]), wr(fds[1]);
+		const Mapping shared =
+			Mapping::map("mmap(shared state)", nullptr, PAGE, PROT_READ | PROT_WRITE,
+				     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		DoomedState &state = *new (shared.get()) DoomedState;
 		const pid_t pid = fork();
 
 		ASSERT_NE(pid, -1);
 		if (!pid)
-			doomed_vmm(what, wr.get());
+			doomed_vmm(what, wr.get(), state);
 
 		pollfd p = {rd.get(), POLLIN, 0};
 		char started = 0;
@@ -1697,7 +1723,13 @@ void sigkill_leaves_nothing_behind(const KillDuring &what)
 		ASSERT_TRUE(ready);
 		/* Killed in its loop, not ended by an error of its own. */
 		EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+		ktest::diag("killed after " + std::to_string(delay.count()) + " ms, " +
+			    (state.in_call ? "inside" : "between") + " calls, " +
+			    std::to_string(state.finished) + " finished");
+		landed += state.in_call;
 	}
+	/* The scenario's calls take nearly all of the VMM's time: kills land in them. */
+	EXPECT_NE(landed, 0U);
 
 	/* Every page of the dead VMs is free again: nothing kept a reference. */
 	expect_memory_back(memory_before, "the VMMs");
@@ -1720,9 +1752,9 @@ void sigkill_leaves_nothing_behind(const KillDuring &what)
 
 /*
  * SIGKILL of the VMM in the middle of a 64 MiB copy, of a vCPU's fault
- * storm, or of memslot changes (three kills each, at different times):
- * its memory is free again, no pin is left, the kernel log is quiet, and
- * a new VM starts and copies tags normally.
+ * storm, or of memslot changes (three kills each, at different times, at
+ * least one inside the calls): its memory is free again, no pin is left,
+ * the kernel log is quiet, and a new VM starts and copies tags normally.
  */
 constexpr ktest::Variant<KillDuring> KILL_SCENARIOS[] = {
 	{"sigkill_mid_copy_leaves_nothing_behind", KillDuring::copies},

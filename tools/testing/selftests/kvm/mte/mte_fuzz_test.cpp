@@ -5,12 +5,21 @@
  * them, and every kind of bad argument and bad buffer), memslot changes
  * (create, delete, move, dirty logging on and off, read-only and size
  * changes that must be refused), KVM_GET_DIRTY_LOG, the MTE registers by
- * ONE_REG on two vCPUs, and a guest that sets and checks tags with STG and
- * LDG. The model knows the tags of every granule of every memslot's memory,
- * the dirty pages of every logged memslot and every register, so each call
- * must give exactly the count, the errno, the tags, the dirty bitmap or the
- * value the model predicts; at the end FROM_GUEST and the guest's own LDG
- * must agree with the model on every granule.
+ * ONE_REG on two vCPUs, KVM_ENABLE_CAP(KVM_CAP_ARM_MTE) with any flags and
+ * arguments (refused once vCPUs exist; idempotent on a VM without them),
+ * and a guest that sets and checks tags with STG and LDG. The model knows
+ * the tags of every granule of every memslot's memory, the dirty pages of
+ * every logged memslot and every register, so each call must give exactly
+ * the count, the errno, the tags, the dirty bitmap or the value the model
+ * predicts; at the end FROM_GUEST and the guest's own LDG must agree with
+ * the model on every granule.
+ *
+ * All along, a third vCPU runs on a thread of its own in a logged memslot
+ * out of the calls' reach: it retags its memory with STG alone, round after
+ * round, and checks every tag with LDG, while the calls change memslots,
+ * registers and tags around it; after each round its dirty log must hold
+ * every page (a tag store needs write permission at stage 2). Its memory
+ * stays out of the model, so the run stays deterministic.
  *
  * KTEST_FUZZ_SEED and KTEST_FUZZ_CALLS (default 100000) in the environment
  * choose the run. On a mismatch the sequence of calls that led to it is
@@ -19,15 +28,19 @@
  */
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
 #include <string>
 #include <sys/mman.h>
+#include <thread>
 #include <vector>
 
 #include "lib/arch.hpp"
@@ -75,6 +88,22 @@ constexpr uint64_t MTE_REG_WRITABLE[] = {arch::gcr::WRITABLE, arch::rgsr::WRITAB
 constexpr uint64_t NO_SUCH_REG = reg::sysreg_id(3, 0, 1, 0, 7);
 constexpr unsigned int FUZZ_VCPUS = 2;
 
+/* The busy vCPU, after the fuzzed ones, and its memslot, far from any copy's range. */
+constexpr unsigned int FUZZ_BUSY_VCPU = FUZZ_VCPUS;
+constexpr uint32_t FUZZ_BUSY_SLOT = FUZZ_SLOTS + 1;
+constexpr uint64_t FUZZ_BUSY_GPA = FUZZ_GPA + FUZZ_AREA + 32 * PAGE;
+constexpr uint64_t FUZZ_BUSY_PAGES = 8;
+static_assert(FUZZ_BUSY_GPA >=
+	      FUZZ_GPA + FUZZ_AREA + (FUZZ_MARGIN_PAGES + FUZZ_MAX_COPY_PAGES + 1) * PAGE);
+static_assert(FUZZ_BUSY_PAGES <= 64);
+/* How long the final check waits for the busy vCPU's first round. */
+constexpr int BUSY_FIRST_ROUND_MS = 30000;
+/*
+ * The busy vCPU's pause between rounds: it still overlaps every call, and
+ * the fuzzed vCPU and the VMM keep their share of a small test bed.
+ */
+constexpr auto BUSY_PAUSE = std::chrono::milliseconds(1);
+
 /* Where the user buffer of a copy points. */
 enum class Buffer {
 	normal,
@@ -83,7 +112,20 @@ enum class Buffer {
 	ends_early /* only the first ok_pages pages' tags are accessible */
 };
 
-enum class Kind { copy, set_slot, dirty_log, reg_set, reg_get, reg_bad, guest_stg, guest_check };
+enum class Kind {
+	copy,
+	set_slot,
+	dirty_log,
+	reg_set,
+	reg_get,
+	reg_bad,
+	enable_cap,
+	guest_stg,
+	guest_check
+};
+
+/* The VMs KVM_ENABLE_CAP is tried on. */
+enum class CapVm { fuzzed, no_vcpus };
 
 const char *kind_name(Kind k)
 {
@@ -100,6 +142,8 @@ const char *kind_name(Kind k)
 		return "reg_get";
 	case Kind::reg_bad:
 		return "reg_bad";
+	case Kind::enable_cap:
+		return "enable_cap";
 	case Kind::guest_stg:
 		return "guest_stg";
 	case Kind::guest_check:
@@ -125,6 +169,8 @@ struct Op {
 	uint64_t page = 0;
 	unsigned int vcpu = 0, reg = 0;
 	uint64_t value = 0;
+	/* enable_cap: the VM, with flags and value as the capability's flags and args[0] */
+	CapVm cap_vm = CapVm::fuzzed;
 
 	std::string describe() const
 	{
@@ -159,6 +205,10 @@ struct Op {
 			break;
 		case Kind::reg_bad:
 			s += " vcpu=" + std::to_string(vcpu);
+			break;
+		case Kind::enable_cap:
+			s += cap_vm == CapVm::fuzzed ? " vm=fuzzed" : " vm=no-vcpus";
+			s += " flags=" + hex(flags) + " args[0]=" + hex(value);
 			break;
 		case Kind::guest_stg:
 		case Kind::guest_check:
@@ -309,13 +359,19 @@ private:
 class Fuzzer
 {
 public:
-	Fuzzer() : kvm_(mte_kvm()), vm_(mte_vm(kvm_))
+	Fuzzer() : kvm_(mte_kvm()), vm_(mte_vm(kvm_)), no_vcpus_(mte_vm(kvm_))
 	{
 		for (auto &b : backing_)
 			b = Mapping::map("mmap(memslot memory)", nullptr, FUZZ_SLOT_PAGES * PAGE,
 					 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
 					 0);
 		vm_.map(FUZZ_GPA, FUZZ_GPA, FUZZ_AREA, MapOptions{.attr = Stage1::tagged});
+
+		RegionSpec busy =
+			tagged_region(FUZZ_BUSY_SLOT, FUZZ_BUSY_GPA, FUZZ_BUSY_PAGES * PAGE);
+
+		busy.flags = KVM_MEM_LOG_DIRTY_PAGES;
+		vm_.add_region(busy);
 		for (unsigned int v = 0; v < FUZZ_VCPUS; v++)
 			vcpus_.push_back(&vm_.add_vcpu(v));
 		vcpus_[0]->start(guest_fuzz_commands);
@@ -324,18 +380,33 @@ public:
 		for (unsigned int v = 0; v < FUZZ_VCPUS; v++)
 			for (unsigned int r = 0; r < std::size(MTE_REGS); r++)
 				model_.regs[v][r] = vcpus_[v]->get_reg(MTE_REGS[r]);
+
+		Vcpu &b = vm_.add_vcpu(FUZZ_BUSY_VCPU);
+
+		b.start(guest_fuzz_busy, FUZZ_BUSY_GPA, FUZZ_BUSY_PAGES * PAGE);
+		b.set_reg(reg::SCTLR_EL1, arch::sctlr::GUEST_DEFAULT | arch::sctlr::ATA);
+		busy_ = std::jthread([this, &b](std::stop_token stop) { run_busy(b, stop); });
 	}
 
 	const Model &model() const { return model_; }
+	uint64_t busy_rounds() const { return busy_rounds_; }
 
 	/* Runs op; on a result the model did not predict, says what differed. */
 	std::optional<std::string> apply(const Op &op)
 	{
+		std::optional<std::string> why;
+
 		try {
-			return dispatch(op);
+			why = dispatch(op);
 		} catch (const std::exception &e) {
-			return std::string("unexpected failure: ") + e.what();
+			why = std::string("unexpected failure: ") + e.what();
 		}
+		if (!why && busy_failed_) {
+			const std::lock_guard lock(busy_mutex_);
+
+			why = busy_failure_;
+		}
+		return why;
 	}
 
 	/* The op's own call, which may throw on a failure the model did not expect. */
@@ -352,6 +423,8 @@ public:
 		case Kind::reg_get:
 		case Kind::reg_bad:
 			return registers(op);
+		case Kind::enable_cap:
+			return enable_cap(op);
 		case Kind::guest_stg:
 		case Kind::guest_check:
 			return guest(op);
@@ -362,6 +435,12 @@ public:
 	/* Every granule of every memslot, by FROM_GUEST and by the guest's LDG. */
 	std::optional<std::string> check_everything()
 	{
+		/* A short run may end before the busy vCPU's first round. */
+		for (int ms = 0; !busy_rounds_ && !busy_failed_ && ms < BUSY_FIRST_ROUND_MS; ms++)
+			std::this_thread::sleep_for(std::chrono::milliseconds(1));
+		if (!busy_rounds_ && !busy_failed_)
+			return "the busy vCPU finished no round in " +
+			       std::to_string(BUSY_FIRST_ROUND_MS) + " ms";
 		for (unsigned int s = 0; s < FUZZ_SLOTS; s++) {
 			if (!model_.slots[s].present)
 				continue;
@@ -564,6 +643,73 @@ private:
 		return std::nullopt;
 	}
 
+	/* Refused once the VM has vCPUs, and for any flags; arguments are not looked at. */
+	std::optional<std::string> enable_cap(const Op &op)
+	{
+		const bool fuzzed = op.cap_vm == CapVm::fuzzed;
+		const int want_err = fuzzed || op.flags ? EINVAL : 0;
+		const SysResult r = (fuzzed ? vm_ : no_vcpus_)
+					    .enable_cap(KVM_CAP_ARM_MTE, op.flags, {op.value});
+
+		if (r.err != want_err || (!want_err && r.value))
+			return "expected " + outcome(0, want_err) + ", got " + r.outcome();
+		return std::nullopt;
+	}
+
+	/*
+	 * The busy vCPU's thread: a round, its LDG mismatches, then the dirty
+	 * log, which must have every page of the round's STG, until stopped or
+	 * a failure is recorded for apply() to report.
+	 */
+	void run_busy(Vcpu &v, const std::stop_token &stop)
+	{
+		const uint64_t all_pages =
+			FUZZ_BUSY_PAGES == 64 ? ~uint64_t{0} : (uint64_t{1} << FUZZ_BUSY_PAGES) - 1;
+		std::string why;
+
+		try {
+			for (uint64_t round = 1; !stop.stop_requested() && why.empty(); round++) {
+				const Ucall u = v.run();
+
+				if (u.cmd != UcallCmd::sync ||
+				    u.args[UCALL_SYNC_STAGE] != FUZZ_SYNC_BUSY_ROUND) {
+					why = "guest: " + u.describe();
+					break;
+				}
+				if (const uint64_t bad = vm_.guest_var(&fuzz_busy_mismatches)) {
+					why = "LDG: " + std::to_string(bad) +
+					      " granules lost their tags in round " +
+					      std::to_string(round) + ", the first at " +
+					      hex(vm_.guest_var(&fuzz_busy_first_mismatch));
+					break;
+				}
+
+				uint64_t bitmap = 0;
+				kvm_dirty_log log = {};
+
+				log.slot = FUZZ_BUSY_SLOT;
+				log.dirty_bitmap = &bitmap;
+				check(vm_.ioctl_raw(KVM_GET_DIRTY_LOG, &log));
+				if (bitmap != all_pages)
+					why = "dirty log after round " + std::to_string(round) +
+					      " is " + hex(bitmap) + ", every page (" +
+					      hex(all_pages) + ") had tag stores";
+				else
+					busy_rounds_++;
+				std::this_thread::sleep_for(BUSY_PAUSE);
+			}
+		} catch (const std::exception &e) {
+			why = std::string("unexpected failure: ") + e.what();
+		}
+		if (why.empty())
+			return;
+
+		const std::lock_guard lock(busy_mutex_);
+
+		busy_failure_ = "busy vCPU: " + why;
+		busy_failed_ = true;
+	}
+
 	std::optional<std::string> guest(const Op &op)
 	{
 		Model::Slot &m = model_.slots[op.slot];
@@ -601,10 +747,18 @@ private:
 
 	Kvm kvm_;
 	Vm vm_;
+	/* Where enabling the capability succeeds, as often as asked. */
+	Vm no_vcpus_;
 	std::vector<Vcpu *> vcpus_;
 	std::array<Mapping, FUZZ_SLOTS> backing_;
 	Buffers buffers_;
 	Model model_;
+	std::atomic<uint64_t> busy_rounds_{0};
+	std::atomic<bool> busy_failed_{false};
+	std::mutex busy_mutex_;
+	std::string busy_failure_;
+	/* Last: stopped and joined before the VM it runs in goes. */
+	std::jthread busy_;
 };
 
 /* Random calls, mostly valid for the model's state, with every edge case now and then. */
@@ -626,6 +780,8 @@ public:
 		} else if (roll < 65) {
 			op.kind = Kind::dirty_log;
 			op.slot = below(FUZZ_SLOTS);
+		} else if (roll < 67) {
+			random_enable_cap(op);
 		} else if (roll < 80) {
 			op.kind = below(10) == 0 ? Kind::reg_bad
 				  : below(2)	 ? Kind::reg_set
@@ -689,6 +845,15 @@ private:
 			op.ok_pages = below(FUZZ_MAX_COPY_PAGES);
 			break;
 		}
+	}
+
+	/* Flags are mostly 0, so the VM without vCPUs mostly accepts. */
+	void random_enable_cap(Op &op)
+	{
+		op.kind = Kind::enable_cap;
+		op.cap_vm = below(2) ? CapVm::fuzzed : CapVm::no_vcpus;
+		op.flags = below(4) ? 0 : (uint64_t{1} << below(32));
+		op.value = below(2) ? 0 : rng_();
 	}
 
 	void random_slot_change(Op &op, const Model &m)
@@ -804,6 +969,9 @@ TEST_TIMEOUT(mte_fuzz, calls_match_the_model, 600)
 	for (const auto &[kind, n] : per_kind)
 		counts += (counts.empty() ? "" : ", ") + kind + " " + std::to_string(n);
 	ktest::diag("calls per kind: " + counts);
+	ktest::diag("busy vCPU: " + std::to_string(f.busy_rounds()) + " rounds of " +
+		    std::to_string(FUZZ_BUSY_PAGES * TAGS_PER_PAGE) +
+		    " tags stored and checked, each with its full dirty log");
 	if (!why)
 		return;
 
