@@ -95,7 +95,9 @@ constexpr uint64_t FUZZ_BUSY_GPA = FUZZ_GPA + FUZZ_AREA + 32 * PAGE;
 constexpr uint64_t FUZZ_BUSY_PAGES = 8;
 static_assert(FUZZ_BUSY_GPA >=
 	      FUZZ_GPA + FUZZ_AREA + (FUZZ_MARGIN_PAGES + FUZZ_MAX_COPY_PAGES + 1) * PAGE);
-static_assert(FUZZ_BUSY_PAGES <= 64);
+/* Every page of the busy slot, as KVM_GET_DIRTY_LOG reports them. */
+constexpr uint64_t FUZZ_BUSY_ALL_PAGES = (uint64_t{1} << FUZZ_BUSY_PAGES) - 1;
+static_assert(FUZZ_BUSY_PAGES < 64);
 /* How long the final check waits for the busy vCPU's first round. */
 constexpr int BUSY_FIRST_ROUND_MS = 30000;
 /*
@@ -584,17 +586,23 @@ private:
 		return std::nullopt;
 	}
 
+	/* KVM_GET_DIRTY_LOG of a slot of at most 64 pages, as every slot here is. */
+	SysResult get_dirty_log(uint32_t slot, uint64_t &bitmap) const
+	{
+		static_assert(FUZZ_SLOT_PAGES <= 64 && FUZZ_BUSY_PAGES <= 64);
+		kvm_dirty_log log = {};
+
+		log.slot = slot;
+		log.dirty_bitmap = &bitmap;
+		return vm_.ioctl_raw(KVM_GET_DIRTY_LOG, &log);
+	}
+
 	std::optional<std::string> dirty_log(const Op &op)
 	{
 		Model::Slot &m = model_.slots[op.slot];
 		const bool logged = m.present && (m.flags & KVM_MEM_LOG_DIRTY_PAGES);
 		uint64_t bitmap = 0;
-		kvm_dirty_log log = {};
-
-		static_assert(FUZZ_SLOT_PAGES <= 64);
-		log.slot = op.slot + 1;
-		log.dirty_bitmap = &bitmap;
-		const SysResult r = vm_.ioctl_raw(KVM_GET_DIRTY_LOG, &log);
+		const SysResult r = get_dirty_log(op.slot + 1, bitmap);
 
 		if (r.err != (logged ? 0 : ENOENT))
 			return "expected " + outcome(0, logged ? 0 : ENOENT) + ", got " +
@@ -663,8 +671,6 @@ private:
 	 */
 	void run_busy(Vcpu &v, const std::stop_token &stop)
 	{
-		const uint64_t all_pages =
-			FUZZ_BUSY_PAGES == 64 ? ~uint64_t{0} : (uint64_t{1} << FUZZ_BUSY_PAGES) - 1;
 		std::string why;
 
 		try {
@@ -685,15 +691,12 @@ private:
 				}
 
 				uint64_t bitmap = 0;
-				kvm_dirty_log log = {};
 
-				log.slot = FUZZ_BUSY_SLOT;
-				log.dirty_bitmap = &bitmap;
-				check(vm_.ioctl_raw(KVM_GET_DIRTY_LOG, &log));
-				if (bitmap != all_pages)
+				check(get_dirty_log(FUZZ_BUSY_SLOT, bitmap));
+				if (bitmap != FUZZ_BUSY_ALL_PAGES)
 					why = "dirty log after round " + std::to_string(round) +
 					      " is " + hex(bitmap) + ", every page (" +
-					      hex(all_pages) + ") had tag stores";
+					      hex(FUZZ_BUSY_ALL_PAGES) + ") had tag stores";
 				else
 					busy_rounds_++;
 				std::this_thread::sleep_for(BUSY_PAUSE);
